@@ -1,0 +1,2 @@
+"""Datasets and data preparation for GAN training."""
+from .lfw import LFW, LFWSample, FaceFolder, to_gan_array  # noqa: F401

@@ -1,0 +1,237 @@
+"""DCGAN (Radford et al. 2015) generator and discriminator, as in the MXNet DCGAN tutorial.
+
+The 64x64 networks match the tutorial layer for layer; each doubling of the resolution adds
+one up-sampling block to the generator and one down-sampling block to the discriminator.
+"""
+import math
+
+import mxnet as mx
+import numpy as np
+from mxnet.gluon import nn
+
+__all__ = ['DCGANGenerator', 'DCGANDiscriminator', 'DCGAN', 'get_dcgan',
+           'dcgan_lfw', 'dcgan_lfw_128']
+
+
+def _num_scale_blocks(resolution):
+    """Number of hidden stride-2 blocks (3 for 64x64: 4->8->16->32, then the output block)."""
+    steps = math.log2(resolution) - 3
+    if resolution < 16 or steps != int(steps):
+        raise ValueError('resolution must be a power of two >= 16 (64 is the tutorial), got %r'
+                         % (resolution,))
+    return int(steps)
+
+
+class DCGANGenerator(nn.HybridBlock):
+    """DCGAN generator: latent vector to image.
+
+    Parameters
+    ----------
+    nz : int, default 100
+        Size of the latent vector; inputs have shape (N, nz, 1, 1).
+    ngf : int, default 64
+        Width: the last hidden block has ``ngf`` channels, each block before it twice as many.
+    channels : int, default 3
+        Channels of the output image.
+    resolution : int, default 64
+        Output height and width (a power of two >= 16).
+
+    Outputs have shape (N, channels, resolution, resolution) with values in [-1, 1].
+    """
+
+    def __init__(self, nz=100, ngf=64, channels=3, resolution=64, **kwargs):
+        super(DCGANGenerator, self).__init__(**kwargs)
+        self.nz, self.ngf, self.channels, self.resolution = nz, ngf, channels, resolution
+        num_blocks = _num_scale_blocks(resolution)
+        width = ngf * 2 ** num_blocks
+        with self.name_scope():
+            self.features = nn.HybridSequential(prefix='')
+            # 1x1 -> 4x4
+            self.features.add(nn.Conv2DTranspose(width, 4, 1, 0, use_bias=False, in_channels=nz),
+                              nn.BatchNorm(in_channels=width), nn.Activation('relu'))
+            for _ in range(num_blocks):
+                self.features.add(nn.Conv2DTranspose(width // 2, 4, 2, 1, use_bias=False,
+                                                     in_channels=width),
+                                  nn.BatchNorm(in_channels=width // 2), nn.Activation('relu'))
+                width //= 2
+            self.output = nn.HybridSequential(prefix='')
+            self.output.add(nn.Conv2DTranspose(channels, 4, 2, 1, use_bias=False, in_channels=width),
+                            nn.Activation('tanh'))
+
+    def hybrid_forward(self, F, z):
+        return self.output(self.features(z))
+
+
+class DCGANDiscriminator(nn.HybridBlock):
+    """DCGAN discriminator: image to one real-vs-fake logit.
+
+    Parameters
+    ----------
+    ndf : int, default 64
+        Width of the first block; each following block doubles it.
+    channels : int, default 3
+        Channels of the input image.
+    resolution : int, default 64
+        Input height and width (a power of two >= 16).
+
+    Inputs have shape (N, channels, resolution, resolution); outputs have shape (N,), one logit
+    per image (no sigmoid: the loss applies it).
+    """
+
+    def __init__(self, ndf=64, channels=3, resolution=64, **kwargs):
+        super(DCGANDiscriminator, self).__init__(**kwargs)
+        self.ndf, self.channels, self.resolution = ndf, channels, resolution
+        num_blocks = _num_scale_blocks(resolution)
+        with self.name_scope():
+            self.features = nn.HybridSequential(prefix='')
+            self.features.add(nn.Conv2D(ndf, 4, 2, 1, use_bias=False, in_channels=channels),
+                              nn.LeakyReLU(0.2))
+            width = ndf
+            for _ in range(num_blocks):
+                self.features.add(nn.Conv2D(width * 2, 4, 2, 1, use_bias=False, in_channels=width),
+                                  nn.BatchNorm(in_channels=width * 2), nn.LeakyReLU(0.2))
+                width *= 2
+            self.output = nn.Conv2D(1, 4, 1, 0, use_bias=False, in_channels=width)
+
+    def hybrid_forward(self, F, x):
+        return F.reshape(self.output(self.features(x)), shape=(-1,))
+
+
+class DCGAN(nn.HybridBlock):
+    """A generator and its discriminator, kept, saved and loaded together.
+
+    Calling the block on latent vectors runs the generator.
+
+    Parameters
+    ----------
+    nz : int, default 100
+        Size of the latent vector.
+    ngf, ndf : int, default 64
+        Widths of the generator and the discriminator.
+    channels : int, default 3
+        Image channels.
+    resolution : int, default 64
+        Image height and width.
+    """
+
+    def __init__(self, nz=100, ngf=64, ndf=64, channels=3, resolution=64, **kwargs):
+        super(DCGAN, self).__init__(**kwargs)
+        self.nz, self.resolution = nz, resolution
+        with self.name_scope():
+            self.generator = DCGANGenerator(nz, ngf, channels, resolution, prefix='generator_')
+            self.discriminator = DCGANDiscriminator(ndf, channels, resolution,
+                                                    prefix='discriminator_')
+
+    def hybrid_forward(self, F, z):
+        return self.generator(z)
+
+    def sample_latent(self, num, ctx=None, seed=None):
+        """Draw ``num`` latent vectors from N(0, 1), shape (num, nz, 1, 1).
+
+        With a ``seed`` the draw comes from its own NumPy generator, so it is the same on any
+        device and leaves MXNet's global random state alone.
+        """
+        ctx = ctx or mx.cpu()
+        if seed is None:
+            return mx.nd.random.normal(shape=(num, self.nz, 1, 1), ctx=ctx)
+        z = np.random.RandomState(seed).standard_normal((num, self.nz, 1, 1))
+        return mx.nd.array(z, ctx=ctx, dtype='float32')
+
+    def generate(self, num, ctx=None, seed=None, batch_size=256):
+        """Generate ``num`` images with the generator in inference mode.
+
+        Parameters
+        ----------
+        num : int
+            Number of images.
+        ctx : Context, default CPU
+            Device to run on.
+        seed : int or None
+            Seed for the latent vectors; None draws from MXNet's random state.
+        batch_size : int, default 256
+            Images generated per forward pass.
+
+        Returns
+        -------
+        NDArray
+            Shape (num, channels, resolution, resolution), values in [-1, 1].
+        """
+        ctx = ctx or mx.cpu()
+        z = self.sample_latent(num, ctx=ctx, seed=seed)
+        with mx.autograd.predict_mode():
+            parts = [self.generator(z[i:i + batch_size]) for i in range(0, num, batch_size)]
+        return parts[0] if len(parts) == 1 else mx.nd.concat(*parts, dim=0)
+
+
+def init_dcgan(net, ctx=None):
+    """Initialise like the tutorial: weights ~ N(0, 0.02); BatchNorm gamma 1, beta 0."""
+    net.initialize(mx.init.Normal(0.02), ctx=ctx or mx.cpu())
+    return net
+
+
+def get_dcgan(dataset, resolution=64, pretrained=False, ctx=mx.cpu(), root=None, **kwargs):
+    """Build a DCGAN pair, initialised or with pretrained weights.
+
+    Parameters
+    ----------
+    dataset : str
+        Dataset the recipe is trained on (part of the model name, e.g. 'lfw').
+    resolution : int, default 64
+        Image size.
+    pretrained : bool or str, default False
+        True loads the published weights; a string selects a weights version by hash tag.
+    ctx : Context, default CPU
+        Device of the parameters.
+    root : str, default '$MXNET_HOME/models'
+        Cache of pretrained weights.
+    **kwargs
+        Passed to :class:`DCGAN` (nz, ngf, ndf, channels).
+    """
+    net = DCGAN(resolution=resolution, **kwargs)
+    name = 'dcgan_%s' % dataset + ('' if resolution == 64 else '_%d' % resolution)
+    if pretrained:
+        from .model_store import get_model_file
+        net.load_parameters(get_model_file(name, tag=pretrained, root=root), ctx=ctx)
+    else:
+        init_dcgan(net, ctx)
+    return net
+
+
+def dcgan_lfw(pretrained=False, ctx=mx.cpu(), root=None, **kwargs):
+    """DCGAN for 64x64 LFW faces: the MXNet tutorial's networks and recipe.
+
+    Parameters
+    ----------
+    pretrained : bool or str, default False
+        True loads the published weights; a string selects a weights version by hash tag.
+    ctx : Context, default CPU
+        Device of the parameters.
+    root : str, default '$MXNET_HOME/models'
+        Cache of pretrained weights.
+
+    Returns
+    -------
+    DCGAN
+        ``.generator`` (100-d latent to 3x64x64 in [-1, 1]) and ``.discriminator``.
+    """
+    return get_dcgan('lfw', 64, pretrained=pretrained, ctx=ctx, root=root, **kwargs)
+
+
+def dcgan_lfw_128(pretrained=False, ctx=mx.cpu(), root=None, **kwargs):
+    """DCGAN for 128x128 LFW faces: the tutorial's networks with one more block each.
+
+    Parameters
+    ----------
+    pretrained : bool or str, default False
+        True loads the published weights; a string selects a weights version by hash tag.
+    ctx : Context, default CPU
+        Device of the parameters.
+    root : str, default '$MXNET_HOME/models'
+        Cache of pretrained weights.
+
+    Returns
+    -------
+    DCGAN
+        ``.generator`` (100-d latent to 3x128x128 in [-1, 1]) and ``.discriminator``.
+    """
+    return get_dcgan('lfw', 128, pretrained=pretrained, ctx=ctx, root=root, **kwargs)

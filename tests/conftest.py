@@ -1,0 +1,43 @@
+"""Shared fixtures: an isolated MXNET_HOME, and the full LFW mirror when it is present."""
+import os
+
+import pytest
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHARED_ARCHIVE = os.path.join(REPO, '..', 'shared', 'data', 'lfw-deepfunneled.tgz')
+SHARED_SHA1 = 'f7dc3f1d2f8529114edf72d041bfdd82596c6761'
+
+
+def lfw_archive():
+    """The full LFW archive: $GLUONCV_GAN_LFW_ARCHIVE, else ../shared/data beside the repo."""
+    path = os.environ.get('GLUONCV_GAN_LFW_ARCHIVE') or SHARED_ARCHIVE
+    return os.path.abspath(path) if os.path.isfile(path) else None
+
+
+@pytest.fixture(autouse=True)
+def mxnet_home(tmp_path_factory, monkeypatch):
+    """Every test gets its own MXNET_HOME so nothing touches the user's ~/.mxnet."""
+    home = tmp_path_factory.mktemp('mxnet_home')
+    monkeypatch.setenv('MXNET_HOME', str(home))
+    return home
+
+
+@pytest.fixture(scope='session')
+def full_lfw_root(tmp_path_factory):
+    """A prepared full LFW root: $GLUONCV_GAN_LFW_ROOT, or the mirror archive extracted once.
+
+    Skips when neither is available (a fresh clone has no ../shared/data).
+    """
+    root = os.environ.get('GLUONCV_GAN_LFW_ROOT')
+    if root:
+        if not os.path.isdir(root):
+            pytest.fail('GLUONCV_GAN_LFW_ROOT=%s is not a folder' % root)
+        return root
+    archive = lfw_archive()
+    if archive is None:
+        pytest.skip('full LFW not available: set GLUONCV_GAN_LFW_ROOT to a prepared root or '
+                    'GLUONCV_GAN_LFW_ARCHIVE to lfw-deepfunneled.tgz (CI uses ../shared/data)')
+    from gluoncv_gan.data.prepare_lfw import prepare_lfw
+    root = str(tmp_path_factory.mktemp('lfw_full'))
+    prepare_lfw(download_dir=root, archive=archive, sha1=SHARED_SHA1, progress=False)
+    return root

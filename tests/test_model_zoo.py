@@ -1,0 +1,126 @@
+"""DCGAN blocks, named constructors and registration in GluonCV's model zoo."""
+import mxnet as mx
+import numpy as np
+import pytest
+
+import gluoncv_gan
+from gluoncv_gan.model_zoo import (DCGAN, DCGANDiscriminator, DCGANGenerator, get_model,
+                                   get_model_list, register_with_gluoncv)
+
+
+def num_params(block):
+    return sum(int(np.prod(p.shape)) for p in block.collect_params().values())
+
+
+def test_tutorial_parameter_counts():
+    net = get_model('dcgan_lfw')
+    assert num_params(net.generator) == 3578624
+    assert num_params(net.discriminator) == 2767360
+
+
+def test_tutorial_layer_list():
+    gen = get_model('dcgan_lfw').generator
+    convs = [b for b in list(gen.features) + list(gen.output)
+             if isinstance(b, mx.gluon.nn.Conv2DTranspose)]
+    shapes = [c.weight.shape for c in convs]
+    assert shapes == [(100, 512, 4, 4), (512, 256, 4, 4), (256, 128, 4, 4), (128, 64, 4, 4),
+                      (64, 3, 4, 4)]
+    assert all(c.bias is None for c in convs)
+    disc = get_model('dcgan_lfw').discriminator
+    dconvs = [b for b in list(disc.features) if isinstance(b, mx.gluon.nn.Conv2D)]
+    assert [c.weight.shape[0] for c in dconvs] == [64, 128, 256, 512]
+    assert disc.output.weight.shape == (1, 512, 4, 4)
+
+
+@pytest.mark.parametrize('resolution', [64, 128])
+def test_shapes_and_range(resolution):
+    net = get_model('dcgan_lfw' if resolution == 64 else 'dcgan_lfw_128')
+    z = mx.nd.random.normal(shape=(3, 100, 1, 1))
+    x = net(z)
+    assert x.shape == (3, 3, resolution, resolution)
+    assert x.min().asscalar() >= -1 and x.max().asscalar() <= 1
+    assert net.discriminator(x).shape == (3,)
+
+
+def test_width_latent_channels_are_arguments():
+    gen = DCGANGenerator(nz=16, ngf=8, channels=1, resolution=32)
+    gen.initialize()
+    assert gen(mx.nd.zeros((2, 16, 1, 1))).shape == (2, 1, 32, 32)
+    disc = DCGANDiscriminator(ndf=8, channels=1, resolution=32)
+    disc.initialize()
+    assert disc(mx.nd.zeros((2, 1, 32, 32))).shape == (2,)
+    with pytest.raises(ValueError, match='power of two'):
+        DCGANGenerator(resolution=96)
+
+
+def test_hybridized_matches_imperative():
+    net = get_model('dcgan_lfw')
+    z = net.sample_latent(4, seed=1)
+    with mx.autograd.predict_mode():
+        ref_x, ref_d = net(z).asnumpy(), net.discriminator(net(z)).asnumpy()
+    net.hybridize(static_alloc=True, static_shape=True)
+    with mx.autograd.predict_mode():
+        x = net(z)
+        d = net.discriminator(x)
+    np.testing.assert_allclose(x.asnumpy(), ref_x, atol=1e-5)
+    np.testing.assert_allclose(d.asnumpy(), ref_d, rtol=1e-4, atol=1e-5)
+
+
+def test_initialisation_normal_002_and_batchnorm_identity():
+    net = get_model('dcgan_lfw')
+    w = net.generator.features[3].weight.data().asnumpy()
+    assert abs(w.mean()) < 1e-3 and 0.018 < w.std() < 0.022
+    gamma = net.generator.features[1].gamma.data().asnumpy()
+    assert np.all(gamma == 1)
+
+
+def test_generate_is_seeded_and_in_inference_mode():
+    net = get_model('dcgan_lfw')
+    a = net.generate(5, seed=3).asnumpy()
+    b = net.generate(5, seed=3).asnumpy()
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, net.generate(5, seed=4).asnumpy())
+    # inference mode: BatchNorm uses running statistics, so one image does not depend on the others
+    np.testing.assert_allclose(net.generate(1, seed=3).asnumpy()[0], a[0], atol=1e-5)
+    # generating in several batches gives the same images
+    np.testing.assert_allclose(net.generate(5, seed=3, batch_size=2).asnumpy(), a, atol=1e-6)
+
+
+def test_pair_saves_and_loads_both_nets(tmp_path):
+    net = get_model('dcgan_lfw')
+    path = str(tmp_path / 'pair.params')
+    net.save_parameters(path)
+    other = get_model('dcgan_lfw')
+    other.load_parameters(path)
+    for a, b in zip(net.collect_params().values(), other.collect_params().values()):
+        np.testing.assert_array_equal(a.data().asnumpy(), b.data().asnumpy())
+
+
+def test_registered_in_gluoncv_model_zoo():
+    import gluoncv
+    assert 'dcgan_lfw' in gluoncv.model_zoo.get_model_list()
+    assert 'dcgan_lfw_128' in gluoncv.model_zoo.get_model_list()
+    assert isinstance(gluoncv.model_zoo.get_model('dcgan_lfw'), DCGAN)
+    assert set(gluoncv_gan.get_model_list()) <= set(gluoncv.model_zoo.get_model_list())
+
+
+def test_registration_never_overwrites_gluoncv_names(monkeypatch):
+    from gluoncv.model_zoo import model_zoo as gcv_zoo
+    sentinel = object()
+    monkeypatch.setitem(gcv_zoo._models, 'dcgan_lfw', sentinel)
+    resnet = gcv_zoo._models['resnet50_v1b']
+    assert 'dcgan_lfw' not in register_with_gluoncv()
+    assert gcv_zoo._models['dcgan_lfw'] is sentinel
+    assert gcv_zoo._models['resnet50_v1b'] is resnet
+
+
+def test_unknown_name_lists_what_exists():
+    with pytest.raises(ValueError) as err:
+        get_model('dcgan_nope')
+    assert 'dcgan_nope' in str(err.value) and 'dcgan_lfw' in str(err.value)
+    assert get_model_list() == sorted(get_model_list())
+
+
+def test_pretrained_fails_clearly_until_published():
+    with pytest.raises(ValueError, match='No pretrained weights are published'):
+        get_model('dcgan_lfw', pretrained=True)
