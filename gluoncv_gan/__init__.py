@@ -3,7 +3,29 @@
 Importing the package registers its models in ``gluoncv.model_zoo``, so that
 ``gluoncv.model_zoo.get_model('dcgan_lfw')`` works.
 """
+import os
+import sys
+
 __version__ = '0.1.0'
+
+
+def _configure_threads():
+    """Use every core the process may run on, unless the user chose a thread count.
+
+    MXNet 1.9.1 starts one OpenMP thread on small machines when OMP_NUM_THREADS is unset; it
+    reads the variable once, when it is imported, so this only helps when gluoncv_gan is
+    imported before mxnet (as ``python -m gluoncv_gan.*`` does).
+    """
+    if 'mxnet' in sys.modules:
+        return
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count() or 1
+    os.environ.setdefault('OMP_NUM_THREADS', str(cores))
+
+
+_configure_threads()
 
 from . import model_zoo  # noqa: E402
 from .model_zoo import get_model, get_model_list  # noqa: E402,F401

@@ -1,0 +1,6 @@
+"""GAN training on GluonCV's estimator: the estimator, its metrics, handlers and checkpoints."""
+from .gan_estimator import GANBatchProcessor, GANEstimator, latent_batch  # noqa: F401
+from .metrics import GANMetric, GANStepOutput, gan_metrics  # noqa: F401
+from .event_handler import (CheckpointHandler, EpochCounter, GANLoggingHandler,  # noqa: F401
+                            HistoryHandler, SampleHandler, TensorBoardHandler)
+from . import checkpoint  # noqa: F401

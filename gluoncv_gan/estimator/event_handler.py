@@ -1,0 +1,371 @@
+"""Event handlers of GAN training, one concern each, on the estimator's event mixins."""
+import json
+import logging
+import os
+import shutil
+import sys
+import time
+
+import numpy as np
+from mxnet.gluon.contrib.estimator.event_handler import (BatchBegin, BatchEnd, EpochBegin,
+                                                         EpochEnd, TrainBegin, TrainEnd)
+
+from ..utils.fileio import atomic_path
+from ..utils.image import make_grid, save_image
+from . import checkpoint as ckpt
+
+__all__ = ['EpochCounter', 'GANLoggingHandler', 'SampleHandler', 'CheckpointHandler',
+           'HistoryHandler', 'TensorBoardHandler', 'metric_values']
+
+
+def _short(name):
+    return name.replace('training ', '', 1)
+
+
+def metric_values(metrics):
+    """{name: running mean since the epoch began} of the estimator's training metrics."""
+    return {_short(m.name): m.get()[1] for m in metrics}
+
+
+def _format_duration(seconds):
+    minutes, secs = divmod(int(max(seconds, 0)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return '%dh%02dm%02ds' % (hours, minutes, secs) if hours else '%dm%02ds' % (minutes, secs)
+
+
+class EpochCounter(EpochEnd):
+    """Counts finished epochs on the estimator, after every other epoch-end handler."""
+
+    def __init__(self, priority=np.inf):
+        self.priority = priority
+
+    def epoch_end(self, estimator, *args, **kwargs):
+        if estimator.epoch_complete:
+            estimator.finish_epoch()
+
+
+class GANLoggingHandler(TrainBegin, TrainEnd, EpochBegin, EpochEnd, BatchBegin, BatchEnd):
+    """The tutorial's log line every ``log_interval`` iterations, epoch summaries, a progress bar.
+
+    Parameters
+    ----------
+    log_interval : int
+        Iterations between log lines.
+    total_iterations : int
+        Iterations of the whole run (for the ETA).
+    batches_per_epoch : int
+        Iterations per epoch.
+    logger : logging.Logger or None
+        Where lines go (the training script's root logger writes the console and the log file).
+    progress_bar : bool or None
+        A tqdm bar on stderr; None shows it when stderr is a terminal.
+    """
+
+    def __init__(self, log_interval, total_iterations, batches_per_epoch, logger=None,
+                 progress_bar=None, priority=np.inf):
+        self.log_interval = log_interval
+        self.total_iterations, self.batches_per_epoch = total_iterations, batches_per_epoch
+        self.logger = logger or logging.getLogger('gluoncv_gan.train')
+        self.progress_bar = sys.stderr.isatty() if progress_bar is None else progress_bar
+        self.priority = priority
+        self._bar = None
+
+    def train_begin(self, estimator, *args, **kwargs):
+        self._train_start = self._tic = time.time()
+        self._start_iteration = self._tic_iteration = estimator.iteration
+        self.logger.info('Training from iteration %d (epoch %d, batch %d) to iteration %d',
+                         estimator.iteration, estimator.epoch, estimator.batch,
+                         self.total_iterations)
+
+    def epoch_begin(self, estimator, *args, **kwargs):
+        self._epoch_start = time.time()
+        self._epoch_start_iteration = estimator.iteration
+        if self.progress_bar:
+            from tqdm import tqdm
+            self._bar = tqdm(total=self.batches_per_epoch, initial=estimator.batch,
+                             desc='epoch %d' % estimator.epoch, unit='it', leave=False)
+
+    def batch_begin(self, estimator, *args, **kwargs):
+        pass
+
+    def batch_end(self, estimator, *args, **kwargs):
+        if self._bar is not None:
+            self._bar.update(1)
+        if estimator.iteration % self.log_interval:
+            return False
+        batch_size = kwargs['batch'][0].shape[0]
+        now = time.time()
+        speed = batch_size * (estimator.iteration - self._tic_iteration) / max(now - self._tic, 1e-9)
+        self._tic, self._tic_iteration = now, estimator.iteration
+        values = metric_values(estimator.train_metrics)
+        eta = (self.total_iterations - estimator.iteration) * batch_size / max(speed, 1e-9)
+        self.logger.info(
+            'speed: %.1f samples/s, discriminator loss = %.4f, generator loss = %.4f, binary '
+            'training acc = %.4f (real %.3f, fake %.3f), D(x) = %.3f, D(G(z)) = %.3f at iter %d '
+            'epoch %d, ETA %s', speed, values['d_loss'], values['g_loss'], values['d_acc'],
+            values['d_acc_real'], values['d_acc_fake'], values['D(x)'], values['D(G(z))'],
+            estimator.iteration, estimator.epoch, _format_duration(eta))
+        return False
+
+    def epoch_end(self, estimator, *args, **kwargs):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+        if not estimator.epoch_complete:
+            return False
+        elapsed = time.time() - self._epoch_start
+        done = estimator.iteration - self._epoch_start_iteration
+        values = metric_values(estimator.train_metrics)
+        self.logger.info('[Epoch %d] finished in %.1f s (%d iterations, %.1f samples/s): %s',
+                         estimator.epoch, elapsed, done,
+                         done * estimator.batch_size / max(elapsed, 1e-9),
+                         ', '.join('%s=%.4f' % kv for kv in values.items()))
+        return False
+
+    def train_end(self, estimator, *args, **kwargs):
+        elapsed = time.time() - self._train_start
+        self.logger.info('Training finished: %d iterations in %.1f s (%d epochs completed)',
+                         estimator.iteration - self._start_iteration, elapsed, estimator.epoch)
+
+
+class SampleHandler(TrainBegin, BatchEnd, EpochEnd, TrainEnd):
+    """Sample grids from a fixed latent batch, every epoch and every ``interval`` iterations.
+
+    Writes ``samples/real.png`` (real training images) at the start, ``samples/epoch-EEEE.png``
+    and ``samples/iter-IIIIIIII.png``, and keeps ``samples/latest.png`` a copy of the newest.
+
+    Parameters
+    ----------
+    folder : str
+        The samples folder.
+    fixed_noise : numpy.ndarray
+        Latent batch (N, nz, 1, 1), the same for the whole run.
+    interval : int
+        Iterations between grids (0: per epoch only).
+    real_images : numpy.ndarray or None
+        uint8 NHWC images for ``real.png``.
+    """
+
+    def __init__(self, folder, fixed_noise, interval=0, real_images=None, priority=500):
+        self.folder, self.fixed_noise, self.interval = folder, fixed_noise, interval
+        self.real_images = real_images
+        self.priority = priority
+        self.latest = os.path.join(folder, 'latest.png')
+
+    def render(self, estimator):
+        """The generator's images of the fixed latent batch, in inference mode (uint8 grid)."""
+        import mxnet as mx
+        ctx = estimator.context[0]
+        with mx.autograd.predict_mode():
+            images = estimator.net.generator(mx.nd.array(self.fixed_noise, ctx=ctx))
+        return make_grid(images)
+
+    def _write(self, estimator, name):
+        path = save_image(os.path.join(self.folder, name), self.render(estimator))
+        with atomic_path(self.latest) as tmp:
+            shutil.copyfile(path, tmp)
+        return path
+
+    def train_begin(self, estimator, *args, **kwargs):
+        os.makedirs(self.folder, exist_ok=True)
+        if self.real_images is not None:
+            save_image(os.path.join(self.folder, 'real.png'), make_grid(self.real_images))
+
+    def batch_end(self, estimator, *args, **kwargs):
+        if self.interval and estimator.iteration % self.interval == 0:
+            self._write(estimator, 'iter-%08d.png' % estimator.iteration)
+        return False
+
+    def epoch_end(self, estimator, *args, **kwargs):
+        if estimator.epoch_complete:
+            self._write(estimator, 'epoch-%04d.png' % (estimator.epoch + 1))
+        return False
+
+    def train_end(self, estimator, *args, **kwargs):
+        # a run that stopped mid-epoch still ends with a grid of its final state
+        final = 'iter-%08d.png' % estimator.iteration
+        if not os.path.exists(os.path.join(self.folder, final)) and estimator.batch > 0:
+            self._write(estimator, final)
+
+
+class HistoryHandler(BatchEnd, EpochEnd):
+    """Loss and accuracy curves: recorded every ``log_interval`` iterations, plotted each epoch.
+
+    Keeps ``history.json`` (one row per log point: iteration, epoch, and each metric's mean over
+    the iterations since the previous row) and ``curves.png`` in the run folder. Its rows are
+    saved in checkpoints, so a resumed run's curves continue without a gap or a repeat.
+    """
+
+    def __init__(self, run_dir, log_interval, priority=400):
+        self.run_dir, self.log_interval, self.priority = run_dir, log_interval, priority
+        self.rows = []
+        self._last = None
+
+    def get_state(self):
+        return {'rows': self.rows}
+
+    def set_state(self, state):
+        self.rows = list(state.get('rows', []))
+
+    def _snapshot(self, estimator):
+        return {_short(m.name): m.get_state() for m in estimator.train_metrics}
+
+    def batch_end(self, estimator, *args, **kwargs):
+        if estimator.iteration % self.log_interval:
+            return False
+        now = self._snapshot(estimator)
+        row = {'iteration': estimator.iteration, 'epoch': estimator.epoch}
+        for name, state in now.items():
+            before = (self._last or {}).get(name, {'sum': 0.0, 'num': 0})
+            if before['num'] > state['num']:  # the metrics were reset at an epoch start
+                before = {'sum': 0.0, 'num': 0}
+            num = state['num'] - before['num']
+            row[name] = (state['sum'] - before['sum']) / num if num else float('nan')
+        self.rows.append(row)
+        self._last = now
+        return False
+
+    def epoch_end(self, estimator, *args, **kwargs):
+        self._last = None
+        self.save()
+        return False
+
+    def save(self):
+        with atomic_path(os.path.join(self.run_dir, 'history.json')) as tmp:
+            with open(tmp, 'w') as f:
+                json.dump(self.rows, f)
+        if self.rows:
+            self.plot(os.path.join(self.run_dir, 'curves.png'))
+
+    def plot(self, path, extra_series=None):
+        """Plot losses, accuracies and D outputs against iterations into ``path``."""
+        import matplotlib
+        matplotlib.use('Agg')
+        import matplotlib.pyplot as plt
+        it = [r['iteration'] for r in self.rows]
+        panels = [('loss', ['d_loss', 'g_loss']), ('discriminator accuracy',
+                                                    ['d_acc', 'd_acc_real', 'd_acc_fake']),
+                  ('discriminator output', ['D(x)', 'D(G(z))'])]
+        panels += list((extra_series or {}).items())
+        fig, axes = plt.subplots(len(panels), 1, figsize=(8, 2.6 * len(panels)), sharex=True)
+        for ax, (title, names) in zip(np.atleast_1d(axes), panels):
+            for name in names:
+                if isinstance(name, tuple):
+                    name, xs, ys = name
+                    ax.plot(xs, ys, marker='o', label=name)
+                elif name in self.rows[0]:
+                    ax.plot(it, [r[name] for r in self.rows], label=name, linewidth=1)
+            ax.set_title(title)
+            ax.grid(alpha=0.3)
+            ax.legend(loc='best', fontsize='small')
+        np.atleast_1d(axes)[-1].set_xlabel('iteration')
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format='png', dpi=80)
+        plt.close(fig)
+
+
+class CheckpointHandler(EpochBegin, BatchEnd, EpochEnd):
+    """Checkpoints every epoch and every ``interval`` iterations, keeping the newest ``keep``.
+
+    Parameters
+    ----------
+    folder : str
+        The checkpoints folder.
+    fixed_noise : numpy.ndarray
+        Saved with every checkpoint.
+    config : dict
+        The resolved config, saved with every checkpoint.
+    interval : int
+        Iterations between checkpoints (0: per epoch only).
+    keep : int
+        Newest checkpoints kept (protected ones, e.g. the best, are kept in addition).
+    stateful : dict
+        name -> object with ``get_state()``/``set_state()``, saved in ``state.json``.
+    """
+
+    def __init__(self, folder, fixed_noise, config, interval=0, keep=3, stateful=None,
+                 priority=600):
+        self.folder, self.fixed_noise, self.config = folder, fixed_noise, config
+        self.interval, self.keep = interval, keep
+        self.stateful = stateful or {}
+        self.protect = set()
+        self.priority = priority
+        self._pending_means = None
+        self.last_saved = None
+
+    def save(self, estimator, epoch, batch):
+        state = {'epoch': epoch, 'batch': batch, 'iteration': estimator.iteration,
+                 'seed': estimator.seed, 'config': self.config,
+                 'metrics': {m.name: m.get_state() for m in estimator.train_metrics},
+                 'handlers': {name: obj.get_state() for name, obj in self.stateful.items()},
+                 'time': time.time()}
+        self.last_saved = ckpt.save_checkpoint(
+            self.folder, estimator.iteration, estimator.net, estimator.trainer_g,
+            estimator.trainer_d, self.fixed_noise, state)
+        ckpt.prune_checkpoints(self.folder, self.keep, protect=self.protect)
+        return self.last_saved
+
+    def restore_running_means(self, metric_states):
+        """Restore running metric sums at the next epoch start (after the metric reset)."""
+        self._pending_means = metric_states
+
+    def epoch_begin(self, estimator, *args, **kwargs):
+        if self._pending_means:
+            for metric in estimator.train_metrics:
+                if metric.name in self._pending_means:
+                    metric.set_state(self._pending_means[metric.name])
+        self._pending_means = None
+
+    def batch_end(self, estimator, *args, **kwargs):
+        if self.interval and estimator.iteration % self.interval == 0 \
+                and not estimator.epoch_complete:
+            self.save(estimator, estimator.epoch, estimator.batch)
+        return False
+
+    def epoch_end(self, estimator, *args, **kwargs):
+        # the estimator also ends an epoch early when training stops mid-epoch
+        if estimator.epoch_complete:
+            self.save(estimator, estimator.epoch + 1, 0)
+        elif estimator.batch > 0:
+            self.save(estimator, estimator.epoch, estimator.batch)
+        return False
+
+
+class TensorBoardHandler(TrainBegin, BatchEnd, EpochEnd, TrainEnd):
+    """Scalars and sample grids for TensorBoard through mxboard, when mxboard is installed.
+
+    Without mxboard it does nothing (:attr:`available` is False).
+    """
+
+    def __init__(self, logdir, log_interval, sample_handler=None, priority=700):
+        self.logdir, self.log_interval = logdir, log_interval
+        self.sample_handler, self.priority = sample_handler, priority
+        try:
+            from mxboard import SummaryWriter
+        except ImportError:
+            self.available, self._writer_class = False, None
+        else:
+            self.available, self._writer_class = True, SummaryWriter
+        self.writer = None
+
+    def train_begin(self, estimator, *args, **kwargs):
+        if self.available:
+            self.writer = self._writer_class(logdir=self.logdir)
+
+    def batch_end(self, estimator, *args, **kwargs):
+        if self.writer is not None and estimator.iteration % self.log_interval == 0:
+            for name, value in metric_values(estimator.train_metrics).items():
+                self.writer.add_scalar(name, value, global_step=estimator.iteration)
+        return False
+
+    def epoch_end(self, estimator, *args, **kwargs):
+        if self.writer is not None and self.sample_handler is not None:
+            grid = self.sample_handler.render(estimator)
+            self.writer.add_image('samples', np.moveaxis(grid, -1, 0),
+                                  global_step=estimator.iteration)
+        return False
+
+    def train_end(self, estimator, *args, **kwargs):
+        if self.writer is not None:
+            self.writer.close()

@@ -1,0 +1,155 @@
+"""GluonCV's estimator, taught to train a GAN: two nets, two trainers, alternating updates."""
+import numpy as np
+import mxnet as mx
+from mxnet import autograd
+from mxnet.gluon.contrib.estimator import Estimator
+from mxnet.gluon.contrib.estimator.batch_processor import BatchProcessor
+from mxnet.gluon.contrib.estimator.event_handler import GradientUpdateHandler, LoggingHandler
+from mxnet.gluon.utils import split_and_load
+
+from .metrics import GANStepOutput, gan_metrics
+
+__all__ = ['GANBatchProcessor', 'GANEstimator', 'latent_batch']
+
+
+def latent_batch(seed, iteration, batch_size, nz):
+    """The latent vectors of one iteration: a function of (seed, iteration) alone.
+
+    Drawing them this way, rather than from MXNet's global random state (which cannot be saved),
+    is what lets a resumed run repeat an uninterrupted one exactly.
+    """
+    rng = np.random.RandomState([seed, iteration, 0x5A])
+    return rng.standard_normal((batch_size, nz, 1, 1)).astype(np.float32)
+
+
+class GANBatchProcessor(BatchProcessor):
+    """One GAN iteration, as in the DCGAN tutorial, with a single generator forward pass.
+
+    1. Discriminator step: ``d_loss(D(x), D(G(z).detach()))`` (real labelled 1, fake 0), then
+       the discriminator's trainer steps.
+    2. Generator step: ``g_loss(D(G(z)))`` on the same generated batch (the tutorial runs the
+       generator a second time for this; its output would be identical), then the generator's
+       trainer steps.
+
+    Both trainers step here, once each per iteration, so :class:`GANEstimator` drops the
+    default ``GradientUpdateHandler`` that would step a trainer a second time.
+    """
+
+    def fit_batch(self, estimator, train_batch, batch_axis=0):
+        ctx = estimator.context
+        real = split_and_load(train_batch[0], ctx_list=ctx, batch_axis=batch_axis)
+        batch_size = train_batch[0].shape[batch_axis]
+        z = split_and_load(mx.nd.array(estimator.latent(batch_size)), ctx_list=ctx,
+                           batch_axis=batch_axis)
+        gen, disc, objective = estimator.net.generator, estimator.net.discriminator, estimator.loss
+
+        with autograd.record():
+            fake = [gen(zi) for zi in z]
+            real_out = [disc(x) for x in real]
+            fake_out = [disc(f.detach()) for f in fake]
+            d_loss = [objective.d_loss(r, f) for r, f in zip(real_out, fake_out)]
+        autograd.backward(d_loss)
+        estimator.trainer_d.step(batch_size)
+
+        with autograd.record():
+            g_loss = [objective.g_loss(disc(f)) for f in fake]
+        autograd.backward(g_loss)
+        estimator.trainer_g.step(batch_size)
+
+        estimator.advance()
+        out = GANStepOutput(d_loss, g_loss, real_out, fake_out, objective)
+        return real, None, out, d_loss
+
+    def evaluate_batch(self, estimator, val_batch, batch_axis=0):
+        raise NotImplementedError('a GAN has no validation loss; evaluate samples with '
+                                  'gluoncv_gan.metrics instead')
+
+
+class GANEstimator(Estimator):
+    """An ``mxnet.gluon.contrib.estimator.Estimator`` that trains a generator/discriminator pair.
+
+    The estimator's fit loop, handler dispatch and stopping are used as they are; the
+    :class:`GANBatchProcessor` does the alternating updates.
+
+    Parameters
+    ----------
+    net : DCGAN
+        A block with ``.generator`` and ``.discriminator`` (initialised).
+    objective : GANObjective
+        The GAN loss (see :mod:`gluoncv_gan.loss`).
+    trainer_g, trainer_d : gluon.Trainer
+        Trainers of the generator's and the discriminator's parameters.
+    context : Context or list of Context
+        Devices; batches are split across them.
+    seed : int
+        Seed of the latent vectors (see :func:`latent_batch`).
+    train_metrics : list of EvalMetric or None
+        Default: :func:`gluoncv_gan.estimator.metrics.gan_metrics`.
+
+    Attributes
+    ----------
+    epoch : int
+        The epoch in progress (0-based); after training, the number of epochs completed.
+    batch : int
+        Batches completed in the current epoch.
+    iteration : int
+        Iterations completed in all.
+    """
+
+    def __init__(self, net, objective, trainer_g, trainer_d, context=None, seed=0,
+                 train_metrics=None, batch_processor=None):
+        super(GANEstimator, self).__init__(
+            net, objective, train_metrics=train_metrics or gan_metrics(), trainer=trainer_d,
+            context=context, batch_processor=batch_processor or GANBatchProcessor())
+        self.trainer_g, self.trainer_d = trainer_g, trainer_d
+        self.nz = net.generator.nz
+        self.seed = seed
+        self.epoch = self.batch = self.iteration = 0
+
+    def latent(self, batch_size):
+        """Latent batch (numpy) of the iteration about to run."""
+        return latent_batch(self.seed, self.iteration, batch_size, self.nz)
+
+    def advance(self):
+        """Count one finished iteration."""
+        self.iteration += 1
+        self.batch += 1
+
+    def finish_epoch(self):
+        """Count one finished epoch."""
+        self.epoch += 1
+        self.batch = 0
+
+    @property
+    def epoch_complete(self):
+        """True when every batch of the current epoch has run."""
+        return self.batch >= self.batches_per_epoch
+
+    def fit(self, train_data, total_iterations, event_handlers=None):
+        """Train until ``total_iterations`` iterations have run in all (counting earlier runs).
+
+        Parameters
+        ----------
+        train_data : DataLoader
+            Batches (data, label); with a resumable loader, positioned at (epoch, batch).
+        total_iterations : int
+            Iteration count at which training stops.
+        event_handlers : list of EventHandler
+            Handlers; an :class:`EpochCounter` is added.
+        """
+        from .event_handler import EpochCounter
+        self.batches_per_epoch = len(train_data)
+        self.batch_size = getattr(train_data, 'batch_size', None) \
+            or train_data._batch_sampler._batch_size
+        remaining = total_iterations - self.iteration
+        if remaining <= 0:
+            return
+        handlers = list(event_handlers or []) + [EpochCounter()]
+        super(GANEstimator, self).fit(train_data, batches=remaining, event_handlers=handlers)
+
+    def _prepare_default_handlers(self, val_data, event_handlers):
+        handlers = super(GANEstimator, self)._prepare_default_handlers(val_data, event_handlers)
+        # The batch processor steps both trainers itself; the default update handler would
+        # step the discriminator's trainer a second time. The default logging handler knows
+        # one loss only; gluoncv_gan.estimator.event_handler.GANLoggingHandler replaces it.
+        return [h for h in handlers if type(h) not in (GradientUpdateHandler, LoggingHandler)]

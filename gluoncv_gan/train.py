@@ -1,0 +1,258 @@
+"""Train a GAN of the model zoo, GluonCV style: a YAML recipe, flags that override it, a run folder.
+
+Example::
+
+    python -m gluoncv_gan.train --config configs/dcgan_lfw.yaml --save-dir runs/dcgan_lfw
+    python -m gluoncv_gan.train --resume runs/dcgan_lfw          # continue where it stopped
+
+Run folder (``--save-dir``)::
+
+    train.log         the log (also --logging-file)
+    config.yaml       the resolved config
+    fixed_noise.npy   latent batch of the sample grids
+    samples/          real.png, epoch-EEEE.png, iter-IIIIIIII.png, latest.png
+    checkpoints/      iter-IIIIIIII/ (model, both optimiser states, position, metrics, config)
+    history.json      metrics every --log-interval iterations; curves.png plots them
+    model.params      the final DCGAN pair: get_model(name).load_parameters(path)
+"""
+import argparse
+import logging
+import os
+import sys
+
+import mxnet as mx
+import numpy as np
+
+from .data import LFW, FaceFolder, LFWSample
+from .data.loader import CachedBatchLoader
+from .estimator import (CheckpointHandler, GANEstimator, GANLoggingHandler, HistoryHandler,
+                        SampleHandler, TensorBoardHandler)
+from .estimator import checkpoint as ckpt
+from .loss import get_objective
+from .model_zoo import get_model
+from .utils.config import ConfigError, load_config, save_config
+from .utils.fileio import atomic_path
+
+__all__ = ['parse_args', 'train', 'main']
+
+# flag -> config key, for the flags that override the YAML recipe
+FLAG_KEYS = {'batch_size': 'batch_size', 'epochs': 'epochs', 'iterations': 'iterations',
+             'lr': 'lr', 'beta1': 'beta1', 'gpus': 'gpus', 'num_workers': 'num_workers',
+             'log_interval': 'log_interval', 'seed': 'seed', 'dataset': 'dataset',
+             'data_dir': 'data_dir', 'loss': 'loss', 'model': 'model',
+             'checkpoint_interval': 'checkpoint_interval', 'sample_interval': 'sample_interval',
+             'keep_checkpoints': 'keep_checkpoints', 'nz': 'nz', 'ngf': 'ngf', 'ndf': 'ndf',
+             'image_size': 'image_size'}
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Train a GAN of the gluoncv-gan model zoo.',
+        epilog='Flags left out keep the value of --config (or of the resumed run).')
+    parser.add_argument('--config', default=None, help='YAML recipe, e.g. configs/dcgan_lfw.yaml')
+    parser.add_argument('--save-dir', default=None,
+                        help='run folder (default runs/<model>, or the resumed run\'s folder)')
+    parser.add_argument('--resume', default=None,
+                        help='continue a run: a checkpoint folder, or a run folder (its latest)')
+    parser.add_argument('--logging-file', default=None,
+                        help='log file (default <save-dir>/train.log)')
+    parser.add_argument('--model', default=None, help='model-zoo name, e.g. dcgan_lfw')
+    parser.add_argument('--dataset', default=None, choices=['lfw', 'lfw_sample', 'folder'],
+                        help='lfw (prepared with gluoncv_gan.data.prepare_lfw), lfw_sample (bundled), '
+                             'or folder (any folder of face images, with --data-dir)')
+    parser.add_argument('--data-dir', default=None, help='dataset folder')
+    parser.add_argument('--batch-size', type=int, default=None, help='images per iteration')
+    parser.add_argument('--epochs', type=int, default=None, help='epochs in all')
+    parser.add_argument('--iterations', type=int, default=None,
+                        help='stop after this many iterations in all (instead of whole epochs)')
+    parser.add_argument('--lr', type=float, default=None, help='Adam learning rate of G and D')
+    parser.add_argument('--beta1', type=float, default=None, help='Adam beta1')
+    parser.add_argument('--loss', default=None, help='GAN objective, e.g. vanilla')
+    parser.add_argument('--nz', type=int, default=None, help='latent size')
+    parser.add_argument('--ngf', type=int, default=None, help='generator width')
+    parser.add_argument('--ndf', type=int, default=None, help='discriminator width')
+    parser.add_argument('--image-size', type=int, default=None, help='image height and width')
+    parser.add_argument('--gpus', default=None, help="GPU ids like '0,1'; '' for CPU")
+    parser.add_argument('-j', '--num-workers', type=int, default=None,
+                        help='threads that decode images into the cache (0: one per CPU)')
+    parser.add_argument('--log-interval', type=int, default=None, help='iterations between logs')
+    parser.add_argument('--sample-interval', type=int, default=None,
+                        help='iterations between sample grids (0: per epoch only)')
+    parser.add_argument('--checkpoint-interval', type=int, default=None,
+                        help='iterations between checkpoints (0: per epoch only)')
+    parser.add_argument('--keep-checkpoints', type=int, default=None,
+                        help='newest checkpoints to keep')
+    parser.add_argument('--seed', type=int, default=None, help='random seed')
+    parser.add_argument('--no-hybridize', action='store_true', help='run the nets imperatively')
+    return parser.parse_args(argv)
+
+
+def overrides_from_args(args):
+    """Config values given on the command line (flags left out are None and ignored)."""
+    values = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items()}
+    if args.no_hybridize:
+        values['hybridize'] = False
+    return values
+
+
+def setup_logging(log_file):
+    """Root logger writing to the console and to ``log_file`` (GluonCV scripts' way)."""
+    os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    formatter = logging.Formatter('%(asctime)s %(message)s', '%Y-%m-%d %H:%M:%S')
+    for handler in (logging.FileHandler(log_file), logging.StreamHandler(sys.stdout)):
+        handler.setFormatter(formatter)
+        root.addHandler(handler)
+    return logging.getLogger('gluoncv_gan.train')
+
+
+def contexts(gpus):
+    """Devices from a '0,1' string; CPU when empty."""
+    ids = [g.strip() for g in gpus.split(',') if g.strip()]
+    return [mx.gpu(int(i)) for i in ids] or [mx.cpu()]
+
+
+def build_dataset(config):
+    """The training dataset of ``config`` (with its uint8 cache)."""
+    workers = config['num_workers'] or None
+    if config['dataset'] == 'lfw_sample':
+        return LFWSample(size=config['image_size'], num_workers=workers)
+    if config['dataset'] == 'folder':
+        return FaceFolder(config['data_dir'], size=config['image_size'], num_workers=workers)
+    return LFW(root=config['data_dir'], size=config['image_size'], num_workers=workers)
+
+
+def build_net(config, ctx):
+    """The model-zoo pair of ``config``, initialised (Normal(0.02)) on ``ctx``."""
+    net = get_model(config['model'], ctx=ctx, nz=config['nz'], ngf=config['ngf'],
+                    ndf=config['ndf'])
+    if net.resolution != config['image_size']:
+        raise ConfigError('model %s makes %dx%d images but image_size is %d: use a model of '
+                          'that size or change image_size' % (config['model'], net.resolution,
+                                                              net.resolution, config['image_size']))
+    if config['hybridize']:
+        net.generator.hybridize(static_alloc=True, static_shape=True)
+        net.discriminator.hybridize(static_alloc=True, static_shape=True)
+    return net
+
+
+def build_trainers(net, config):
+    """Adam trainers of the generator and the discriminator (the tutorial's optimiser)."""
+    opts = {'learning_rate': config['lr'], 'beta1': config['beta1'], 'beta2': config['beta2']}
+    return (mx.gluon.Trainer(net.generator.collect_params(), 'adam', dict(opts)),
+            mx.gluon.Trainer(net.discriminator.collect_params(), 'adam', dict(opts)))
+
+
+def fixed_noise_for(config):
+    rng = np.random.RandomState([config['seed'], 0xF1])
+    return rng.standard_normal((config['num_samples'], config['nz'], 1, 1)).astype(np.float32)
+
+
+def resolve_run(args):
+    """(config, save_dir, checkpoint or None) from the flags, the recipe and a resumed run."""
+    overrides = overrides_from_args(args)
+    checkpoint = None
+    if args.resume:
+        checkpoint = ckpt.find_checkpoint(args.resume)
+        base = ckpt.read_state(checkpoint)['config']
+        if args.config:
+            base.update(load_config(args.config))
+        config = load_config(None, dict(base, **{k: v for k, v in overrides.items()
+                                                 if v is not None}))
+        save_dir = args.save_dir or os.path.dirname(os.path.dirname(checkpoint))
+    else:
+        config = load_config(args.config, overrides)
+        save_dir = args.save_dir or os.path.join('runs', config['model'])
+        existing = ckpt.list_checkpoints(os.path.join(save_dir, 'checkpoints'))
+        if existing:
+            raise ConfigError('%s already holds a run (%d checkpoints): continue it with '
+                              '--resume %s, or choose another --save-dir'
+                              % (save_dir, len(existing), save_dir))
+    return config, os.path.abspath(save_dir), checkpoint
+
+
+def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None):
+    """Train according to ``config`` into ``save_dir``, resuming from ``checkpoint`` if given.
+
+    Returns
+    -------
+    GANEstimator
+        The estimator after training (``.net`` holds the trained pair).
+    """
+    logger = logger or logging.getLogger('gluoncv_gan.train')
+    ctx = contexts(config['gpus'])
+    dataset = build_dataset(config)
+    loader = CachedBatchLoader(dataset, config['batch_size'], seed=config['seed'])
+    logger.info('Data: %s, %d images of %dx%d, %d batches of %d per epoch', config['dataset'],
+                len(dataset), dataset.size, dataset.size, len(loader), config['batch_size'])
+
+    net = build_net(config, ctx)
+    trainer_g, trainer_d = build_trainers(net, config)
+    estimator = GANEstimator(net, get_objective(config['loss']), trainer_g, trainer_d,
+                             context=ctx, seed=config['seed'])
+    fixed_noise = fixed_noise_for(config)
+    history = HistoryHandler(save_dir, config['log_interval'])
+    checkpoints = CheckpointHandler(os.path.join(save_dir, 'checkpoints'), fixed_noise, config,
+                                    interval=config['checkpoint_interval'],
+                                    keep=config['keep_checkpoints'],
+                                    stateful={'history': history})
+    if checkpoint:
+        state = ckpt.read_state(checkpoint)
+        net.load_parameters(os.path.join(checkpoint, 'model.params'), ctx=ctx)
+        trainer_g.load_states(os.path.join(checkpoint, 'trainer_g.states'))
+        trainer_d.load_states(os.path.join(checkpoint, 'trainer_d.states'))
+        fixed_noise[...] = np.load(os.path.join(checkpoint, 'fixed_noise.npy'))
+        estimator.epoch, estimator.batch = state['epoch'], state['batch']
+        estimator.iteration = state['iteration']
+        history.set_state(state['handlers'].get('history', {}))
+        checkpoints.restore_running_means(state['metrics'])
+        logger.info('Resumed from %s: epoch %d, batch %d, iteration %d', checkpoint,
+                    state['epoch'], state['batch'], state['iteration'])
+    loader.set_position(estimator.epoch, estimator.batch)
+
+    total = len(loader) * config['epochs']
+    if config['iterations']:
+        total = min(total, config['iterations'])
+    real = dataset.images[loader.epoch_indices(0)[:config['num_samples']]]
+    samples = SampleHandler(os.path.join(save_dir, 'samples'), fixed_noise,
+                            interval=config['sample_interval'], real_images=real)
+    handlers = [GANLoggingHandler(config['log_interval'], total, len(loader), logger=logger,
+                                  progress_bar=progress_bar),
+                samples, history, checkpoints]
+    if config['tensorboard']:
+        board = TensorBoardHandler(os.path.join(save_dir, 'tensorboard'), config['log_interval'],
+                                   sample_handler=samples)
+        if board.available:
+            handlers.append(board)
+    save_config(config, os.path.join(save_dir, 'config.yaml'))
+    np.save(os.path.join(save_dir, 'fixed_noise.npy'), fixed_noise)
+
+    estimator.fit(loader, total, event_handlers=handlers)
+    with atomic_path(os.path.join(save_dir, 'model.params')) as tmp:
+        net.save_parameters(tmp)
+    logger.info('Saved the trained %s pair to %s', config['model'],
+                os.path.join(save_dir, 'model.params'))
+    return estimator
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    try:
+        config, save_dir, checkpoint = resolve_run(args)
+    except (ConfigError, FileNotFoundError) as err:
+        sys.exit('error: %s' % err)
+    logger = setup_logging(args.logging_file or os.path.join(save_dir, 'train.log'))
+    logger.info(args)
+    logger.info('Config: %s', config)
+    try:
+        train(config, save_dir, checkpoint, logger)
+    except (ConfigError, FileNotFoundError) as err:
+        logger.error('error: %s', err)
+        sys.exit(2)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,148 @@
+"""A small HTTP server on 127.0.0.1 for tests that download things; nothing touches the network.
+
+Usage::
+
+    from loopback import LoopbackServer, send_truncated
+
+    with LoopbackServer({'/data.bin': b'payload'}) as server:
+        server.routes['/short.bin'] = send_truncated(b'half', length=8)
+        download(server.url('/data.bin'), ...)
+        assert server.hits['/data.bin'] == 1
+
+``routes`` maps a request path to either the bytes to serve (200 with a correct
+Content-Length) or a route: a function called with the
+:class:`http.server.BaseHTTPRequestHandler` that writes the whole response. The helpers
+below make the common routes. A path without a route gets a 404. Every GET is counted in
+``hits`` (a :class:`collections.Counter` keyed by path), routed or not.
+
+Tests import it as ``from loopback import ...``: ``tests/`` has no ``__init__.py``, so
+pytest puts that folder on ``sys.path``.
+"""
+import collections
+import http.server
+import threading
+import time
+
+__all__ = ['LoopbackServer', 'send_body', 'send_truncated', 'send_status', 'send_slowly']
+
+
+def send_body(body):
+    """Route: 200 with the whole ``body`` and a correct Content-Length."""
+    def route(handler):
+        handler.send_response(200)
+        handler.send_header('Content-Length', str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body)
+        handler.wfile.flush()
+    return route
+
+
+def send_truncated(body, length):
+    """Route: 200 announcing ``length`` bytes, send only ``body``, then close the connection.
+
+    ``length`` must be larger than ``len(body)``, so the client sees an interrupted download.
+    """
+    if length <= len(body):
+        raise ValueError('length {} must exceed the {} bytes sent'.format(length, len(body)))
+
+    def route(handler):
+        handler.send_response(200)
+        handler.send_header('Content-Length', str(length))
+        handler.end_headers()
+        handler.wfile.write(body)
+        handler.wfile.flush()
+        handler.close_connection = True
+    return route
+
+
+def send_status(code):
+    """Route: the HTTP error status ``code`` (e.g. 404, 500)."""
+    def route(handler):
+        handler.send_error(code)
+    return route
+
+
+def send_slowly(body, pieces=10, delay=0.08):
+    """Route: 200 with ``body`` sent in ``pieces`` parts, pausing ``delay`` seconds after each."""
+    def route(handler):
+        handler.send_response(200)
+        handler.send_header('Content-Length', str(len(body)))
+        handler.end_headers()
+        step = max(1, -(-len(body) // pieces))
+        for start in range(0, len(body), step):
+            handler.wfile.write(body[start:start + step])
+            handler.wfile.flush()
+            time.sleep(delay)
+    return route
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """Count the request, then answer it with the route of its path (404 without one)."""
+
+    def do_GET(self):  # noqa: N802 (http.server naming)
+        loopback = self.server.loopback
+        with loopback._lock:
+            loopback.hits[self.path] += 1
+            route = loopback.routes.get(self.path)
+        if route is None:
+            self.send_error(404, 'Not Found')
+        elif isinstance(route, (bytes, bytearray, memoryview)):
+            send_body(bytes(route))(self)
+        else:
+            route(self)
+
+    def log_message(self, *args):
+        pass  # keep the test output clean
+
+
+class LoopbackServer:
+    """An HTTP server on 127.0.0.1 (a free port) answering from ``routes`` in a thread.
+
+    Use it as a context manager (``with LoopbackServer(routes) as server:``), or call
+    :meth:`start` and :meth:`stop`. ``routes`` may be changed while it runs.
+    """
+
+    def __init__(self, routes=None):
+        self.routes = dict(routes or {})
+        self.hits = collections.Counter()
+        self._lock = threading.Lock()
+        self._httpd = None
+        self._thread = None
+
+    def start(self):
+        """Bind a free port on 127.0.0.1 and serve in a daemon thread; return ``self``."""
+        if self._httpd is not None:
+            raise RuntimeError('the server is already running')
+        httpd = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
+        httpd.daemon_threads = True  # a stuck client never blocks the test run
+        httpd.loopback = self
+        self._httpd = httpd
+        self._thread = threading.Thread(target=httpd.serve_forever,
+                                        kwargs={'poll_interval': 0.05}, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self):
+        """Stop serving and free the port; safe to call twice."""
+        if self._httpd is None:
+            return
+        self._httpd.shutdown()
+        self._httpd.server_close()
+        self._thread.join(5)
+        self._httpd = self._thread = None
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+    @property
+    def port(self):
+        if self._httpd is None:
+            raise RuntimeError('the server is not running')
+        return self._httpd.server_address[1]
+
+    def url(self, path):
+        """The full URL of ``path`` (which starts with '/') on this server."""
+        return 'http://127.0.0.1:{}{}'.format(self.port, path)

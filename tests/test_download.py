@@ -1,0 +1,257 @@
+"""Tests of gluoncv_gan.utils.download against a local HTTP server on 127.0.0.1."""
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+
+import pytest
+
+from gluoncv_gan.utils.download import (DownloadError, check_file, download, file_checksum,
+                                        file_lock)
+from loopback import LoopbackServer, send_slowly, send_status, send_truncated
+
+PAYLOAD = bytes(range(256)) * 800  # 200 KB, deterministic
+PAYLOAD_SHA1 = hashlib.sha1(PAYLOAD).hexdigest()
+PAYLOAD_MD5 = hashlib.md5(PAYLOAD).hexdigest()
+WRONG_SHA1 = '0' * 40
+
+
+@pytest.fixture
+def server():
+    """A loopback HTTP server serving PAYLOAD at /data.bin."""
+    with LoopbackServer({'/data.bin': PAYLOAD}) as srv:
+        yield srv
+
+
+@pytest.fixture
+def dest(tmp_path):
+    """An empty destination folder; tests check it stays clean."""
+    folder = tmp_path / 'dl'
+    folder.mkdir()
+    return folder
+
+
+# ----------------------------------------------------------------------------
+# checksums
+# ----------------------------------------------------------------------------
+def test_file_checksum_matches_hashlib(tmp_path):
+    path = tmp_path / 'f.bin'
+    path.write_bytes(PAYLOAD * 8)  # > 1 MB, so several chunks
+    assert file_checksum(str(path)) == hashlib.sha1(PAYLOAD * 8).hexdigest()
+    assert file_checksum(str(path), 'md5') == hashlib.md5(PAYLOAD * 8).hexdigest()
+
+
+def test_check_file(tmp_path):
+    path = tmp_path / 'f.bin'
+    path.write_bytes(PAYLOAD)
+    assert check_file(str(path), PAYLOAD_SHA1, 'sha1')
+    assert check_file(str(path), PAYLOAD_MD5.upper(), 'md5')
+    assert not check_file(str(path), WRONG_SHA1, 'sha1')
+    assert not check_file(str(tmp_path / 'missing'), PAYLOAD_SHA1, 'sha1')
+
+
+@pytest.mark.parametrize('checksum, algo, words', [
+    ('abc', 'sha1', '40 hexadecimal digits'),
+    ('z' * 40, 'sha1', '40 hexadecimal digits'),
+    (PAYLOAD_SHA1, 'md5', '32 hexadecimal digits'),
+    (PAYLOAD_SHA1, 'crc99', 'unknown checksum algorithm'),
+])
+def test_malformed_checksum_is_refused(server, dest, checksum, algo, words):
+    with pytest.raises(ValueError, match=words):
+        download(server.url('/data.bin'), str(dest / 'x'), checksum=checksum, algo=algo)
+    assert server.hits['/data.bin'] == 0
+    assert os.listdir(dest) == []
+
+
+# ----------------------------------------------------------------------------
+# successful downloads
+# ----------------------------------------------------------------------------
+@pytest.mark.parametrize('algo, checksum', [('sha1', PAYLOAD_SHA1), ('md5', PAYLOAD_MD5)])
+def test_http_download_with_good_checksum(server, dest, algo, checksum):
+    path = download(server.url('/data.bin'), str(dest / 'data.bin'), checksum=checksum,
+                    algo=algo, progress=False)
+    assert path == str(dest / 'data.bin')
+    assert (dest / 'data.bin').read_bytes() == PAYLOAD
+    assert os.listdir(dest) == ['data.bin']  # no temp or lock file left
+
+
+@pytest.mark.parametrize('as_uri', [True, False], ids=['file-url', 'plain-path'])
+def test_local_source(tmp_path, dest, as_uri):
+    source = tmp_path / 'source.bin'
+    source.write_bytes(PAYLOAD)
+    url = source.as_uri() if as_uri else str(source)
+    download(url, str(dest / 'copy.bin'), checksum=PAYLOAD_SHA1, progress=False)
+    assert (dest / 'copy.bin').read_bytes() == PAYLOAD
+    assert os.listdir(dest) == ['copy.bin']
+
+
+def test_creates_missing_destination_folder(server, tmp_path):
+    path = tmp_path / 'a' / 'b' / 'data.bin'
+    download(server.url('/data.bin'), str(path), checksum=PAYLOAD_SHA1, progress=False)
+    assert path.read_bytes() == PAYLOAD
+
+
+def test_valid_existing_file_is_not_downloaded_again(server, dest):
+    for _ in range(2):
+        download(server.url('/data.bin'), str(dest / 'd'), checksum=PAYLOAD_SHA1,
+                 progress=False)
+    assert server.hits['/data.bin'] == 1
+
+
+def test_existing_file_without_checksum_is_kept(server, dest):
+    (dest / 'd').write_bytes(b'user data')
+    download(server.url('/data.bin'), str(dest / 'd'), progress=False)
+    assert server.hits['/data.bin'] == 0
+    assert (dest / 'd').read_bytes() == b'user data'
+
+
+def test_overwrite_downloads_again(server, dest):
+    for _ in range(2):
+        download(server.url('/data.bin'), str(dest / 'd'), checksum=PAYLOAD_SHA1,
+                 overwrite=True, progress=False)
+    assert server.hits['/data.bin'] == 2
+    assert (dest / 'd').read_bytes() == PAYLOAD
+
+
+def test_stale_wrong_file_is_replaced(server, dest):
+    (dest / 'd').write_bytes(PAYLOAD[:1000])  # e.g. a truncated earlier copy
+    download(server.url('/data.bin'), str(dest / 'd'), checksum=PAYLOAD_SHA1, progress=False)
+    assert server.hits['/data.bin'] == 1
+    assert (dest / 'd').read_bytes() == PAYLOAD
+
+
+def test_stale_wrong_file_is_not_kept_when_download_fails(server, dest):
+    (dest / 'd').write_bytes(b'corrupt')
+    with pytest.raises(DownloadError):
+        download(server.url('/missing'), str(dest / 'd'), checksum=PAYLOAD_SHA1,
+                 progress=False)
+    assert os.listdir(dest) == []
+
+
+def test_leftover_temp_file_is_removed(server, dest):
+    (dest / '.d.abc123.tmp').write_bytes(b'half a download')
+    download(server.url('/data.bin'), str(dest / 'd'), checksum=PAYLOAD_SHA1, progress=False)
+    assert sorted(os.listdir(dest)) == ['d']
+
+
+# ----------------------------------------------------------------------------
+# failures
+# ----------------------------------------------------------------------------
+def test_wrong_checksum_names_url_and_both_hashes(server, dest):
+    url = server.url('/data.bin')
+    with pytest.raises(DownloadError) as info:
+        download(url, str(dest / 'd'), checksum=WRONG_SHA1, progress=False)
+    message = str(info.value)
+    assert url in message and WRONG_SHA1 in message and PAYLOAD_SHA1 in message
+    assert os.listdir(dest) == []
+
+
+def test_interrupted_download(server, dest):
+    server.routes['/short.bin'] = send_truncated(PAYLOAD[:len(PAYLOAD) // 2],
+                                                 len(PAYLOAD) + 1000)
+    url = server.url('/short.bin')
+    with pytest.raises(DownloadError) as info:
+        download(url, str(dest / 'd'), progress=False)
+    expected = 'interrupted download: got {} of {} bytes from {}; run again to retry'.format(
+        len(PAYLOAD) // 2, len(PAYLOAD) + 1000, url)
+    assert str(info.value) == expected
+    assert os.listdir(dest) == []
+
+
+@pytest.mark.parametrize('code', [404, 500])
+def test_http_error(server, dest, code):
+    server.routes['/err'] = send_status(code)
+    url = server.url('/err')
+    with pytest.raises(DownloadError, match='HTTP error {}'.format(code)) as info:
+        download(url, str(dest / 'd'), progress=False)
+    assert url in str(info.value)
+    assert os.listdir(dest) == []
+
+
+def test_connection_refused(dest):
+    with socket.socket() as sock:  # find a port nobody listens on
+        sock.bind(('127.0.0.1', 0))
+        port = sock.getsockname()[1]
+    url = 'http://127.0.0.1:{}/x'.format(port)
+    with pytest.raises(DownloadError, match='cannot download') as info:
+        download(url, str(dest / 'd'), progress=False, timeout=5)
+    assert url in str(info.value)
+    assert os.listdir(dest) == []
+
+
+def test_missing_local_file(tmp_path, dest):
+    with pytest.raises(DownloadError, match='cannot download'):
+        download(str(tmp_path / 'nope.bin'), str(dest / 'd'), progress=False)
+    assert os.listdir(dest) == []
+
+
+@pytest.mark.parametrize('url, words', [
+    ('ftp://example.com/x', "unsupported URL scheme 'ftp'"),
+    ('', 'url must be a non-empty string'),
+])
+def test_bad_url_is_refused(dest, url, words):
+    with pytest.raises(ValueError, match=words):
+        download(url, str(dest / 'd'))
+
+
+def test_destination_folder_is_refused(server, dest):
+    with pytest.raises(ValueError, match='is a folder; pass the full destination file name'):
+        download(server.url('/data.bin'), str(dest))
+
+
+# ----------------------------------------------------------------------------
+# locking and concurrency
+# ----------------------------------------------------------------------------
+HOLD_LOCK = """
+import sys, time
+from gluoncv_gan.utils.download import file_lock
+with file_lock(sys.argv[1]):
+    print('locked', flush=True)
+    time.sleep(float(sys.argv[2]))
+"""
+
+DOWNLOAD = """
+import logging, sys
+logging.basicConfig(level=logging.INFO, format='%(message)s')
+from gluoncv_gan.utils.download import download
+print('ready', flush=True)
+sys.stdin.readline()  # start together with the other process
+download(sys.argv[1], sys.argv[2], checksum=sys.argv[3], progress=False)
+"""
+
+
+def test_file_lock_excludes_other_process(tmp_path):
+    target = str(tmp_path / 'res')
+    holder = subprocess.Popen([sys.executable, '-c', HOLD_LOCK, target, '1.0'],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == 'locked'
+        with pytest.raises(TimeoutError, match='could not lock'):
+            with file_lock(target, timeout=0.2):
+                pass
+        with file_lock(target, timeout=20):
+            assert holder.poll() is not None or holder.wait(5) == 0
+    finally:
+        holder.wait(10)
+    assert holder.returncode == 0
+    assert not os.path.exists(target + '.lock')  # removed on release
+
+
+def test_two_processes_download_one_good_file(server, dest):
+    server.routes['/slow.bin'] = send_slowly(PAYLOAD)
+    args = [server.url('/slow.bin'), str(dest / 'd'), PAYLOAD_SHA1]
+    procs = [subprocess.Popen([sys.executable, '-c', DOWNLOAD] + args, stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    assert [proc.stdout.readline().strip() for proc in procs] == ['ready', 'ready']
+    for proc in procs:
+        proc.stdin.write('go\n')
+        proc.stdin.flush()
+    logs = [proc.communicate(timeout=60)[1] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], logs
+    assert server.hits['/slow.bin'] == 1
+    waited = [log for log in logs if 'waiting for another process' in log]
+    assert len(waited) == 1 and 'skipping download' in waited[0], logs
+    assert (dest / 'd').read_bytes() == PAYLOAD
+    assert os.listdir(dest) == ['d']

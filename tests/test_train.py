@@ -1,0 +1,237 @@
+"""GAN estimator, batch processor, handlers and the training script."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import mxnet as mx
+import numpy as np
+import pytest
+import yaml
+
+from gluoncv_gan import train as train_script
+from gluoncv_gan.data import LFWSample
+from gluoncv_gan.data.loader import CachedBatchLoader
+from gluoncv_gan.estimator import GANEstimator, gan_metrics
+from gluoncv_gan.estimator.checkpoint import list_checkpoints
+from gluoncv_gan.loss import VanillaGANLoss
+from gluoncv_gan.model_zoo import get_model
+from gluoncv_gan.utils.config import ConfigError, load_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = ['--dataset', 'lfw_sample', '--batch-size', '8', '--ngf', '8', '--ndf', '8', '--nz', '16']
+
+
+def small_estimator(hybridize=True, ctx=mx.cpu()):
+    net = get_model('dcgan_lfw', nz=16, ngf=8, ndf=8, ctx=ctx)
+    if hybridize:
+        net.generator.hybridize(static_alloc=True, static_shape=True)
+        net.discriminator.hybridize(static_alloc=True, static_shape=True)
+    opts = {'learning_rate': 2e-4, 'beta1': 0.5}
+    trainer_g = mx.gluon.Trainer(net.generator.collect_params(), 'adam', dict(opts))
+    trainer_d = mx.gluon.Trainer(net.discriminator.collect_params(), 'adam', dict(opts))
+    return GANEstimator(net, VanillaGANLoss(), trainer_g, trainer_d, context=ctx, seed=3)
+
+
+def snapshot(block):
+    return {k: v.data().asnumpy().copy() for k, v in block.collect_params().items()}
+
+
+def test_one_iteration_steps_each_net_exactly_once():
+    est = small_estimator()
+    loader = CachedBatchLoader(LFWSample(), 8, seed=0)
+    steps = {'g': 0, 'd': 0}
+    for key, trainer in (('g', est.trainer_g), ('d', est.trainer_d)):
+        original = trainer.step
+
+        def counting_step(*args, _original=original, _key=key, **kwargs):
+            steps[_key] += 1
+            return _original(*args, **kwargs)
+        trainer.step = counting_step
+    before_g, before_d = snapshot(est.net.generator), snapshot(est.net.discriminator)
+    est.fit(loader, total_iterations=1)
+    assert steps == {'g': 1, 'd': 1}
+    assert est.iteration == 1 and est.batch == 1 and est.epoch == 0
+    after_g, after_d = snapshot(est.net.generator), snapshot(est.net.discriminator)
+    for before, after in ((before_g, after_g), (before_d, after_d)):
+        changed = [k for k in before if k.endswith('weight') and not np.array_equal(before[k], after[k])]
+        weights = [k for k in before if k.endswith('weight')]
+        assert changed == weights  # every weight of both nets moved
+
+
+def test_metrics_report_losses_accuracy_and_d_outputs():
+    est = small_estimator()
+    est.fit(CachedBatchLoader(LFWSample(), 8, seed=0), total_iterations=3)
+    values = {m.name.replace('training ', ''): m.get()[1] for m in est.train_metrics}
+    assert set(values) >= {'d_loss', 'g_loss', 'd_acc', 'd_acc_real', 'd_acc_fake', 'D(x)', 'D(G(z))'}
+    assert values['d_loss'] > 0 and values['g_loss'] > 0
+    assert 0 <= values['d_acc'] <= 1 and 0 < values['D(x)'] < 1
+    assert values['d_acc'] == pytest.approx((values['d_acc_real'] + values['d_acc_fake']) / 2)
+
+
+def test_gan_metric_state_round_trip():
+    metric = gan_metrics()[0]
+    out = type('Out', (), {'d_loss': [mx.nd.array([1.0, 3.0])]})()
+    metric.update(None, out)
+    state = metric.get_state()
+    other = gan_metrics()[0]
+    other.set_state(state)
+    assert other.get()[1] == metric.get()[1] == 2.0
+    other.update(None, out)
+    assert other.get()[1] == 2.0 and other.num_inst == 4
+
+
+def test_vanilla_loss_values():
+    loss = VanillaGANLoss()
+    real, fake = mx.nd.array([0.0, 2.0]), mx.nd.array([0.0, -1.0])
+    softplus = lambda x: np.log1p(np.exp(x))  # noqa: E731
+    expected_d = softplus(-np.array([0.0, 2.0])) + softplus(np.array([0.0, -1.0]))
+    np.testing.assert_allclose(loss.d_loss(real, fake).asnumpy(), expected_d, rtol=1e-5)
+    np.testing.assert_allclose(loss.g_loss(fake).asnumpy(), softplus(-np.array([0.0, -1.0])),
+                               rtol=1e-5)
+
+
+def test_loader_order_is_reproducible_and_resumable():
+    data = LFWSample()
+    loader = CachedBatchLoader(data, 16, seed=5)
+    first = [b[0].asnumpy() for b in loader]
+    second = [b[0].asnumpy() for b in loader]  # the next epoch: another order
+    assert len(first) == len(data) // 16
+    assert not np.array_equal(first[0], second[0])
+    again = CachedBatchLoader(data, 16, seed=5)
+    again.set_position(0, 3)
+    rest = [b[0].asnumpy() for b in again]
+    assert len(rest) == len(first) - 3
+    for a, b in zip(rest, first[3:]):
+        np.testing.assert_array_equal(a, b)
+    assert again.epoch == 1
+    shards = [CachedBatchLoader(data, 16, seed=5, num_shards=2, shard=s).epoch_indices(0)
+              for s in (0, 1)]
+    assert not set(shards[0]) & set(shards[1])
+
+
+def test_two_devices_train_and_agree():
+    est = small_estimator(hybridize=False, ctx=[mx.cpu(0), mx.cpu(1)])
+    est.fit(CachedBatchLoader(LFWSample(), 8, seed=0), total_iterations=2)
+    for param in est.net.collect_params().values():
+        if param.grad_req != 'null':
+            copies = param.list_data()
+            np.testing.assert_array_equal(copies[0].asnumpy(), copies[1].asnumpy())
+
+
+def test_short_run_writes_the_documented_run_folder(tmp_path):
+    run = tmp_path / 'run'
+    train_script.main(SMALL + ['--epochs', '1', '--log-interval', '5', '--sample-interval', '10',
+                               '--checkpoint-interval', '10', '--save-dir', str(run)])
+    per_epoch = 300 // 8
+    log = (run / 'train.log').read_text()
+    assert 'Namespace(' in log.splitlines()[0]
+    assert 'samples/s' in log and 'discriminator loss' in log and '[Epoch 0] finished' in log
+    config = yaml.safe_load((run / 'config.yaml').read_text())
+    assert config['batch_size'] == 8 and config['ngf'] == 8
+    samples = set(os.listdir(run / 'samples'))
+    assert {'real.png', 'epoch-0001.png', 'iter-00000010.png', 'iter-00000030.png',
+            'latest.png'} <= samples
+    assert (run / 'samples' / 'latest.png').read_bytes() == \
+        (run / 'samples' / 'epoch-0001.png').read_bytes()
+    assert (run / 'curves.png').stat().st_size > 1000
+    history = json.loads((run / 'history.json').read_text())
+    assert [row['iteration'] for row in history] == list(range(5, per_epoch + 1, 5))
+    iters = [i for i, _ in list_checkpoints(str(run / 'checkpoints'))]
+    assert iters == [20, 30, per_epoch]  # every 10 iterations and at the epoch end, last 3 kept
+    latest = run / 'checkpoints' / ('iter-%08d' % per_epoch)
+    assert sorted(os.listdir(latest)) == ['fixed_noise.npy', 'model.params', 'state.json',
+                                          'trainer_d.states', 'trainer_g.states']
+    state = json.loads((latest / 'state.json').read_text())
+    assert (state['epoch'], state['batch'], state['iteration']) == (1, 0, per_epoch)
+    net = get_model('dcgan_lfw', nz=16, ngf=8, ndf=8)
+    net.load_parameters(str(run / 'model.params'))
+    assert net.generate(2, seed=0).shape == (2, 3, 64, 64)
+
+
+def test_existing_run_is_not_overwritten(tmp_path):
+    run = tmp_path / 'run'
+    args = SMALL + ['--iterations', '2', '--checkpoint-interval', '1', '--save-dir', str(run)]
+    train_script.main(args)
+    with pytest.raises(SystemExit, match='--resume'):
+        train_script.main(args)
+
+
+def _run(args, **kwargs):
+    return subprocess.Popen([sys.executable, '-m', 'gluoncv_gan.train'] + args, cwd=REPO,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kwargs)
+
+
+def test_sigkill_and_resume_equals_uninterrupted_run(tmp_path):
+    common = SMALL + ['--iterations', '24', '--log-interval', '1', '--checkpoint-interval', '4',
+                      '--sample-interval', '0']
+    whole = _run(common + ['--save-dir', str(tmp_path / 'whole')])
+    killed = _run(common + ['--save-dir', str(tmp_path / 'killed')])
+    deadline = time.time() + 120
+    for line in killed.stdout:
+        if ' at iter 14 ' in line:
+            killed.send_signal(signal.SIGKILL)
+            break
+        assert time.time() < deadline, 'the training run did not reach iteration 14'
+    killed.wait(30)
+    assert killed.returncode == -signal.SIGKILL
+    assert not (tmp_path / 'killed' / 'model.params').exists()
+    resumed = _run(['--resume', str(tmp_path / 'killed')])
+    out, _ = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, out
+    assert 'Resumed from' in out and 'iter-000000' in out
+    whole_out, _ = whole.communicate(timeout=120)
+    assert whole.returncode == 0, whole_out
+    a = mx.nd.load(str(tmp_path / 'whole' / 'model.params'))
+    b = mx.nd.load(str(tmp_path / 'killed' / 'model.params'))
+    assert a.keys() == b.keys()
+    for key in a:  # bit-identical, BatchNorm running statistics included
+        np.testing.assert_array_equal(a[key].asnumpy(), b[key].asnumpy(), err_msg=key)
+    # the resumed run's history continues without a gap or a repeat
+    history = json.loads((tmp_path / 'killed' / 'history.json').read_text())
+    assert [row['iteration'] for row in history] == list(range(1, 25))
+
+
+@pytest.mark.parametrize('config, message', [
+    ({'batch_sise': 64}, "unknown config key 'batch_sise' (did you mean 'batch_size'?)"),
+    ({'batch_size': 0}, "'batch_size' has the value 0; allowed: a positive integer"),
+    ({'batch_size': '64'}, "'batch_size' has the value '64'"),
+    ({'lr': -1.0}, "'lr' has the value -1.0"),
+    ({'beta1': 1.5}, "'beta1' has the value 1.5; allowed: a number in [0, 1)"),
+    ({'dataset': 'imagenet'}, 'allowed: lfw, lfw_sample or folder'),
+    ({'loss': 'wasserstein-ish'}, "'loss' has the value 'wasserstein-ish'; allowed: vanilla"),
+    ({'image_size': 100}, 'a power of two'),
+    ({'hybridize': 'yes'}, "'hybridize' has the value 'yes'; allowed: true or false"),
+    ({'dataset': 'folder'}, 'needs data_dir'),
+])
+def test_bad_config_is_an_error_naming_the_key(tmp_path, config, message):
+    path = tmp_path / 'bad.yaml'
+    path.write_text(yaml.safe_dump(config))
+    with pytest.raises(ConfigError) as err:
+        load_config(str(path))
+    assert message in str(err.value)
+
+
+def test_recipe_reproduces_the_tutorial_hyperparameters():
+    config = load_config(os.path.join(REPO, 'configs', 'dcgan_lfw.yaml'))
+    assert (config['batch_size'], config['lr'], config['beta1'], config['nz'], config['ngf'],
+            config['ndf'], config['image_size'], config['loss']) == \
+        (64, 0.0002, 0.5, 100, 64, 64, 64, 'vanilla')
+
+
+def test_bad_config_from_the_command_line_exits_with_the_message(tmp_path, capsys):
+    path = tmp_path / 'bad.yaml'
+    path.write_text('epochz: 3\n')
+    with pytest.raises(SystemExit) as err:
+        train_script.main(['--config', str(path), '--save-dir', str(tmp_path / 'run')])
+    assert "unknown config key 'epochz' (did you mean 'epochs'?)" in str(err.value.code)
+
+
+def test_missing_dataset_gives_the_prepare_hint(tmp_path):
+    with pytest.raises(SystemExit):
+        train_script.main(['--dataset', 'lfw', '--data-dir', str(tmp_path / 'nothing'),
+                           '--save-dir', str(tmp_path / 'run')])
+    log = (tmp_path / 'run' / 'train.log').read_text()
+    assert 'python -m gluoncv_gan.data.prepare_lfw' in log
