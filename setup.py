@@ -41,6 +41,7 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require={'test': ['pytest>=7', 'pytest-timeout>=2.1']},
     entry_points={'console_scripts': [
+        'gluoncv-gan-train=gluoncv_gan.train:main',
         'gluoncv-gan-sample=gluoncv_gan.sample:main',
         'gluoncv-gan-prepare-lfw=gluoncv_gan.data.prepare_lfw:main',
     ]},
