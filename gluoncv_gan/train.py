@@ -14,6 +14,7 @@ Run folder (``--save-dir``)::
     checkpoints/      iter-IIIIIIII/ (model, both optimiser states, position, metrics, config)
     history.json      metrics every --log-interval iterations; curves.png plots them
     model.params      the final DCGAN pair: get_model(name).load_parameters(path)
+    generator_ema.params  the moving average of the generator (with --ema-decay)
 """
 import argparse
 import logging
@@ -25,8 +26,8 @@ import numpy as np
 
 from .data import LFW, FaceFolder, LFWSample
 from .data.loader import CachedBatchLoader
-from .estimator import (CheckpointHandler, GANEstimator, GANLoggingHandler, HistoryHandler,
-                        SampleHandler, TensorBoardHandler)
+from .estimator import (CheckpointHandler, GANEstimator, GANLoggingHandler, GeneratorEMA,
+                        HistoryHandler, SampleHandler, TensorBoardHandler)
 from .estimator import checkpoint as ckpt
 from .loss import get_objective
 from .model_zoo import get_model
@@ -42,7 +43,7 @@ FLAG_KEYS = {'batch_size': 'batch_size', 'epochs': 'epochs', 'iterations': 'iter
              'data_dir': 'data_dir', 'loss': 'loss', 'model': 'model',
              'checkpoint_interval': 'checkpoint_interval', 'sample_interval': 'sample_interval',
              'keep_checkpoints': 'keep_checkpoints', 'nz': 'nz', 'ngf': 'ngf', 'ndf': 'ndf',
-             'image_size': 'image_size'}
+             'image_size': 'image_size', 'ema_decay': 'ema_decay'}
 
 
 def parse_args(argv=None):
@@ -68,6 +69,8 @@ def parse_args(argv=None):
     parser.add_argument('--lr', type=float, default=None, help='Adam learning rate of G and D')
     parser.add_argument('--beta1', type=float, default=None, help='Adam beta1')
     parser.add_argument('--loss', default=None, help='GAN objective, e.g. vanilla')
+    parser.add_argument('--ema-decay', type=float, default=None,
+                        help='keep a moving average of the generator with this decay (0: none)')
     parser.add_argument('--nz', type=int, default=None, help='latent size')
     parser.add_argument('--ngf', type=int, default=None, help='generator width')
     parser.add_argument('--ndf', type=int, default=None, help='discriminator width')
@@ -191,8 +194,14 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None):
 
     net = build_net(config, ctx)
     trainer_g, trainer_d = build_trainers(net, config)
+    ema = None
+    if config['ema_decay']:
+        def factory():
+            return get_model(config['model'], nz=config['nz'], ngf=config['ngf'],
+                             ndf=config['ndf']).generator
+        ema = GeneratorEMA(net.generator, factory, config['ema_decay'], ctx=ctx[0])
     estimator = GANEstimator(net, get_objective(config['loss']), trainer_g, trainer_d,
-                             context=ctx, seed=config['seed'])
+                             context=ctx, seed=config['seed'], ema=ema)
     fixed_noise = fixed_noise_for(config)
     history = HistoryHandler(save_dir, config['log_interval'])
     checkpoints = CheckpointHandler(os.path.join(save_dir, 'checkpoints'), fixed_noise, config,
@@ -205,6 +214,8 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None):
         trainer_g.load_states(os.path.join(checkpoint, 'trainer_g.states'))
         trainer_d.load_states(os.path.join(checkpoint, 'trainer_d.states'))
         fixed_noise[...] = np.load(os.path.join(checkpoint, 'fixed_noise.npy'))
+        if ema is not None:
+            ema.load(os.path.join(checkpoint, 'generator_ema.params'))
         estimator.epoch, estimator.batch = state['epoch'], state['batch']
         estimator.iteration = state['iteration']
         history.set_state(state['handlers'].get('history', {}))
@@ -233,6 +244,9 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None):
     estimator.fit(loader, total, event_handlers=handlers)
     with atomic_path(os.path.join(save_dir, 'model.params')) as tmp:
         net.save_parameters(tmp)
+    if ema is not None:
+        with atomic_path(os.path.join(save_dir, 'generator_ema.params')) as tmp:
+            ema.save(tmp)
     logger.info('Saved the trained %s pair to %s', config['model'],
                 os.path.join(save_dir, 'model.params'))
     return estimator

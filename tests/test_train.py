@@ -235,3 +235,50 @@ def test_missing_dataset_gives_the_prepare_hint(tmp_path):
                            '--save-dir', str(tmp_path / 'run')])
     log = (tmp_path / 'run' / 'train.log').read_text()
     assert 'python -m gluoncv_gan.data.prepare_lfw' in log
+
+
+def test_generator_ema_arithmetic_and_resume(tmp_path):
+    from gluoncv_gan.estimator import GeneratorEMA
+    net = get_model('dcgan_lfw', nz=16, ngf=8, ndf=8)
+
+    def factory():
+        return get_model('dcgan_lfw', nz=16, ngf=8, ndf=8).generator
+    ema = GeneratorEMA(net.generator, factory, decay=0.9)
+    param = net.generator.collect_params()[list(net.generator.collect_params().keys())[0]]
+    start = param.data().asnumpy().copy()
+    param.set_data(param.data() + 1.0)
+    ema.update()
+    avg = list(ema.net.collect_params().values())[0].data().asnumpy()
+    np.testing.assert_allclose(avg, 0.9 * start + 0.1 * (start + 1.0), rtol=1e-6, atol=1e-7)
+    # a run with --ema-decay saves the average in checkpoints and at the end
+    run = tmp_path / 'run'
+    train_script.main(SMALL + ['--iterations', '3', '--checkpoint-interval', '2',
+                               '--ema-decay', '0.99', '--save-dir', str(run)])
+    assert (run / 'generator_ema.params').exists()
+    assert (run / 'checkpoints' / 'iter-00000002' / 'generator_ema.params').exists()
+
+
+def test_tensorboard_scalars_when_mxboard_is_installed(tmp_path, monkeypatch):
+    import types
+    from gluoncv_gan.estimator import TensorBoardHandler
+    written = []
+
+    class FakeWriter:
+        def __init__(self, logdir):
+            self.logdir = logdir
+
+        def add_scalar(self, name, value, global_step):
+            written.append(('scalar', name, global_step))
+
+        def add_image(self, name, image, global_step):
+            written.append(('image', name, image.shape))
+
+        def close(self):
+            written.append(('closed',))
+    monkeypatch.setitem(sys.modules, 'mxboard', types.SimpleNamespace(SummaryWriter=FakeWriter))
+    run = tmp_path / 'run'
+    train_script.main(SMALL + ['--iterations', '4', '--log-interval', '2', '--save-dir', str(run)])
+    assert ('scalar', 'd_loss', 2) in written and ('scalar', 'g_loss', 4) in written
+    assert written[-1] == ('closed',)
+    monkeypatch.setitem(sys.modules, 'mxboard', None)  # not installed: no error, no handler
+    assert not TensorBoardHandler(str(tmp_path / 'tb'), 2).available

@@ -3,4 +3,5 @@ from .gan_estimator import GANBatchProcessor, GANEstimator, latent_batch  # noqa
 from .metrics import GANMetric, GANStepOutput, gan_metrics  # noqa: F401
 from .event_handler import (CheckpointHandler, EpochCounter, GANLoggingHandler,  # noqa: F401
                             HistoryHandler, SampleHandler, TensorBoardHandler)
+from .ema import GeneratorEMA  # noqa: F401
 from . import checkpoint  # noqa: F401

@@ -5,6 +5,7 @@ A checkpoint ``checkpoints/iter-00001234/`` holds
 - ``model.params``: the DCGAN pair (generator and discriminator, BatchNorm statistics included);
 - ``trainer_g.states``, ``trainer_d.states``: both optimisers' states (Adam moments, step counts);
 - ``fixed_noise.npy``: the latent batch of the sample grids;
+- ``generator_ema.params``: the moving average of the generator, when training keeps one;
 - ``state.json``: position (epoch, batch within the epoch, iteration), seed, running metric sums,
   the resolved config, and anything handlers add (history, best score).
 
@@ -67,7 +68,7 @@ def find_checkpoint(path):
                             '(checkpoints/iter-NNNNNNNN) or a run folder that has one' % path)
 
 
-def save_checkpoint(folder, iteration, net, trainer_g, trainer_d, fixed_noise, state):
+def save_checkpoint(folder, iteration, net, trainer_g, trainer_d, fixed_noise, state, ema=None):
     """Write a checkpoint of the current training state; return its folder."""
     os.makedirs(folder, exist_ok=True)
     final = os.path.join(folder, checkpoint_name(iteration))
@@ -77,6 +78,8 @@ def save_checkpoint(folder, iteration, net, trainer_g, trainer_d, fixed_noise, s
         trainer_g.save_states(os.path.join(tmp, 'trainer_g.states'))
         trainer_d.save_states(os.path.join(tmp, 'trainer_d.states'))
         np.save(os.path.join(tmp, 'fixed_noise.npy'), fixed_noise)
+        if ema is not None:
+            ema.save(os.path.join(tmp, 'generator_ema.params'))
         with open(os.path.join(tmp, STATE_FILE), 'w') as f:
             json.dump(state, f)
         _fsync_tree(tmp)

@@ -157,7 +157,7 @@ class SampleHandler(TrainBegin, BatchEnd, EpochEnd, TrainEnd):
         import mxnet as mx
         ctx = estimator.context[0]
         with mx.autograd.predict_mode():
-            images = estimator.net.generator(mx.nd.array(self.fixed_noise, ctx=ctx))
+            images = estimator.sampling_generator(mx.nd.array(self.fixed_noise, ctx=ctx))
         return make_grid(images)
 
     def _write(self, estimator, name):
@@ -302,7 +302,7 @@ class CheckpointHandler(EpochBegin, BatchEnd, EpochEnd):
                  'time': time.time()}
         self.last_saved = ckpt.save_checkpoint(
             self.folder, estimator.iteration, estimator.net, estimator.trainer_g,
-            estimator.trainer_d, self.fixed_noise, state)
+            estimator.trainer_d, self.fixed_noise, state, ema=estimator.ema)
         ckpt.prune_checkpoints(self.folder, self.keep, protect=self.protect)
         return self.last_saved
 

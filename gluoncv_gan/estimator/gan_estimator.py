@@ -55,6 +55,8 @@ class GANBatchProcessor(BatchProcessor):
             g_loss = [objective.g_loss(disc(f)) for f in fake]
         autograd.backward(g_loss)
         estimator.trainer_g.step(batch_size)
+        if estimator.ema is not None:
+            estimator.ema.update()
 
         estimator.advance()
         out = GANStepOutput(d_loss, g_loss, real_out, fake_out, objective)
@@ -83,6 +85,8 @@ class GANEstimator(Estimator):
         Devices; batches are split across them.
     seed : int
         Seed of the latent vectors (see :func:`latent_batch`).
+    ema : GeneratorEMA or None
+        A moving average of the generator, updated after each generator step.
     train_metrics : list of EvalMetric or None
         Default: :func:`gluoncv_gan.estimator.metrics.gan_metrics`.
 
@@ -97,13 +101,14 @@ class GANEstimator(Estimator):
     """
 
     def __init__(self, net, objective, trainer_g, trainer_d, context=None, seed=0,
-                 train_metrics=None, batch_processor=None):
+                 train_metrics=None, batch_processor=None, ema=None):
         super(GANEstimator, self).__init__(
             net, objective, train_metrics=train_metrics or gan_metrics(), trainer=trainer_d,
             context=context, batch_processor=batch_processor or GANBatchProcessor())
         self.trainer_g, self.trainer_d = trainer_g, trainer_d
         self.nz = net.generator.nz
         self.seed = seed
+        self.ema = ema
         self.epoch = self.batch = self.iteration = 0
 
     def latent(self, batch_size):
@@ -119,6 +124,11 @@ class GANEstimator(Estimator):
         """Count one finished epoch."""
         self.epoch += 1
         self.batch = 0
+
+    @property
+    def sampling_generator(self):
+        """The generator that makes samples: the moving average when there is one."""
+        return self.ema.net if self.ema is not None else self.net.generator
 
     @property
     def epoch_complete(self):

@@ -52,6 +52,8 @@ SCHEMA = {
     'lr': (float, 0.0002, _positive, 'a positive number'),
     'beta1': (float, 0.5, _probability, 'a number in [0, 1)'),
     'beta2': (float, 0.999, _probability, 'a number in [0, 1)'),
+    'ema_decay': (float, 0.0, _probability,
+                  'a number in [0, 1): decay of a moving average of the generator (0: none)'),
     'seed': (int, 0, _non_negative, 'a non-negative integer'),
     'gpus': (str, '', None, "comma-separated GPU ids, '' for CPU"),
     'num_workers': (int, 0, _non_negative, 'a non-negative integer (0: one per CPU)'),
