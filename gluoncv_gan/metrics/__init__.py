@@ -1,0 +1,25 @@
+"""GAN quality metrics that need no pretrained network.
+
+All metrics take uint8 RGB images ``(N, H, W, 3)``, or generator output as an
+``mx.nd.NDArray`` of floats in ``[-1, 1]`` with layout ``(N, 3, H, W)``.
+
+* :func:`sliced_wasserstein_distance` / :class:`SlicedWassersteinDistance`:
+  distribution distance on Laplacian-pyramid patches (Karras et al. 2018).
+* :func:`face_detection_rate` / :class:`FaceDetectionRate`: fraction of
+  images in which OpenCV's Haar cascade finds a face.
+* :func:`diversity` / :class:`Diversity`: mean distance between random image
+  pairs, a mode-collapse alarm.
+* :func:`nearest_neighbour_distances`, :func:`memorization_score`: are
+  samples copies of training images?
+"""
+from .common import to_uint8_nhwc
+from .diversity import Diversity, diversity
+from .face_rate import FaceDetectionRate, face_detection_rate
+from .memorization import memorization_score, nearest_neighbour_distances
+from .swd import SlicedWassersteinDistance, laplacian_pyramid, sliced_wasserstein_distance
+
+__all__ = ['to_uint8_nhwc',
+           'sliced_wasserstein_distance', 'SlicedWassersteinDistance', 'laplacian_pyramid',
+           'face_detection_rate', 'FaceDetectionRate',
+           'diversity', 'Diversity',
+           'nearest_neighbour_distances', 'memorization_score']
