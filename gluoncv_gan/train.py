@@ -13,6 +13,8 @@ Run folder (``--save-dir``)::
     samples/          real.png, epoch-EEEE.png, iter-IIIIIIII.png, latest.png
     checkpoints/      iter-IIIIIIII/ (model, both optimiser states, position, metrics, config)
     history.json      metrics every --log-interval iterations; curves.png plots them
+    evaluation.json   SWD, face rate, diversity every --eval-interval epochs; best.json: the
+                      checkpoint with the lowest SWD (kept whatever --keep-checkpoints says)
     model.params      the final DCGAN pair: get_model(name).load_parameters(path)
     generator_ema.params  the moving average of the generator (with --ema-decay)
 """
@@ -26,8 +28,8 @@ import numpy as np
 
 from .data import LFW, FaceFolder, LFWSample
 from .data.loader import CachedBatchLoader
-from .estimator import (CheckpointHandler, GANEstimator, GANLoggingHandler, GeneratorEMA,
-                        HistoryHandler, SampleHandler, TensorBoardHandler)
+from .estimator import (CheckpointHandler, EvaluationHandler, GANEstimator, GANLoggingHandler,
+                        GeneratorEMA, HistoryHandler, SampleHandler, TensorBoardHandler)
 from .estimator import checkpoint as ckpt
 from .loss import get_objective
 from .model_zoo import get_model
@@ -43,7 +45,8 @@ FLAG_KEYS = {'batch_size': 'batch_size', 'epochs': 'epochs', 'iterations': 'iter
              'data_dir': 'data_dir', 'loss': 'loss', 'model': 'model',
              'checkpoint_interval': 'checkpoint_interval', 'sample_interval': 'sample_interval',
              'keep_checkpoints': 'keep_checkpoints', 'nz': 'nz', 'ngf': 'ngf', 'ndf': 'ndf',
-             'image_size': 'image_size', 'ema_decay': 'ema_decay'}
+             'image_size': 'image_size', 'ema_decay': 'ema_decay',
+             'eval_interval': 'eval_interval', 'eval_samples': 'eval_samples'}
 
 
 def parse_args(argv=None):
@@ -85,6 +88,10 @@ def parse_args(argv=None):
                         help='iterations between checkpoints (0: per epoch only)')
     parser.add_argument('--keep-checkpoints', type=int, default=None,
                         help='newest checkpoints to keep')
+    parser.add_argument('--eval-interval', type=int, default=None,
+                        help='epochs between evaluations of the generator (0: none)')
+    parser.add_argument('--eval-samples', type=int, default=None,
+                        help='generated images per evaluation')
     parser.add_argument('--seed', type=int, default=None, help='random seed')
     parser.add_argument('--no-hybridize', action='store_true', help='run the nets imperatively')
     return parser.parse_args(argv)
@@ -208,6 +215,14 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None):
                                     interval=config['checkpoint_interval'],
                                     keep=config['keep_checkpoints'],
                                     stateful={'history': history})
+    evaluation = None
+    if config['eval_interval']:
+        evaluation = EvaluationHandler(save_dir, dataset.images, checkpoints,
+                                       num_samples=config['eval_samples'],
+                                       interval=config['eval_interval'], seed=config['seed'],
+                                       logger=logger)
+        checkpoints.stateful['evaluation'] = evaluation
+        history.panel_sources.append(evaluation.panels)
     if checkpoint:
         state = ckpt.read_state(checkpoint)
         net.load_parameters(os.path.join(checkpoint, 'model.params'), ctx=ctx)
@@ -219,6 +234,8 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None):
         estimator.epoch, estimator.batch = state['epoch'], state['batch']
         estimator.iteration = state['iteration']
         history.set_state(state['handlers'].get('history', {}))
+        if evaluation is not None:
+            evaluation.set_state(state['handlers'].get('evaluation', {}))
         checkpoints.restore_running_means(state['metrics'])
         logger.info('Resumed from %s: epoch %d, batch %d, iteration %d', checkpoint,
                     state['epoch'], state['batch'], state['iteration'])
@@ -232,7 +249,7 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None):
                             interval=config['sample_interval'], real_images=real)
     handlers = [GANLoggingHandler(config['log_interval'], total, len(loader), logger=logger,
                                   progress_bar=progress_bar),
-                samples, history, checkpoints]
+                samples, history, checkpoints] + ([evaluation] if evaluation else [])
     if config['tensorboard']:
         board = TensorBoardHandler(os.path.join(save_dir, 'tensorboard'), config['log_interval'],
                                    sample_handler=samples)

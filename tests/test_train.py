@@ -282,3 +282,21 @@ def test_tensorboard_scalars_when_mxboard_is_installed(tmp_path, monkeypatch):
     assert written[-1] == ('closed',)
     monkeypatch.setitem(sys.modules, 'mxboard', None)  # not installed: no error, no handler
     assert not TensorBoardHandler(str(tmp_path / 'tb'), 2).available
+
+
+def test_evaluation_marks_a_best_checkpoint_that_survives_pruning(tmp_path):
+    run = tmp_path / 'run'
+    args = SMALL + ['--epochs', '3', '--eval-interval', '1', '--eval-samples', '40',
+                    '--keep-checkpoints', '1',
+                    '--save-dir', str(run)]
+    train_script.main(args)
+    rows = json.loads((run / 'evaluation.json').read_text())
+    assert [r['epoch'] for r in rows] == [1, 2, 3]
+    assert all(r['swd'] > 0 and 0 <= r['face_rate'] <= 1 for r in rows)
+    best = json.loads((run / 'best.json').read_text())
+    assert best['swd'] == min(r['swd'] for r in rows)
+    kept = [path for _, path in list_checkpoints(str(run / 'checkpoints'))]
+    assert best['checkpoint'] in kept and kept[-1].endswith('iter-%08d' % (3 * (300 // 8)))
+    assert len(kept) == (1 if best['epoch'] == 3 else 2)
+    log = (run / 'train.log').read_text()
+    assert 'evaluation on 40 samples' in log and 'SWD x1e3' in log

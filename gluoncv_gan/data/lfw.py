@@ -41,8 +41,9 @@ class FaceFolder(VisionDataset):
     use_cache : bool, default True
         Decode every image once into a memory-mapped uint8 cache (see
         :mod:`gluoncv_gan.data.cache`) and serve items from it. False decodes on each access.
-    cache_dir : str or None
-        Folder for the cache; default ``{root}/cache``.
+    cache_dir : str, None or False
+        Folder for the cache; default (None) ``{root}/cache``; False keeps the decoded images
+        in memory only.
     transform : callable or None
         Applied to ``(image, label)`` after the conversion to [-1, 1].
     interpolation : int, default cv2.INTER_AREA
@@ -67,8 +68,9 @@ class FaceFolder(VisionDataset):
         super(FaceFolder, self).__init__(self._root)
         self.images = None
         if use_cache:
-            cache_dir = os.path.join(self._root, 'cache') if cache_dir is None else cache_dir
-            cache = ImageCache(self._root, files, size, cache_dir=cache_dir,
+            if cache_dir is None:
+                cache_dir = os.path.join(self._root, 'cache')
+            cache = ImageCache(self._root, files, size, cache_dir=cache_dir or None,
                                prefix=self._cache_prefix(), interpolation=interpolation,
                                num_workers=num_workers)
             self.images, self.cache_path = cache.images, cache.path

@@ -1,7 +1,7 @@
 """GAN training on GluonCV's estimator: the estimator, its metrics, handlers and checkpoints."""
 from .gan_estimator import GANBatchProcessor, GANEstimator, latent_batch  # noqa: F401
 from .metrics import GANMetric, GANStepOutput, gan_metrics  # noqa: F401
-from .event_handler import (CheckpointHandler, EpochCounter, GANLoggingHandler,  # noqa: F401
-                            HistoryHandler, SampleHandler, TensorBoardHandler)
+from .event_handler import (CheckpointHandler, EpochCounter, EvaluationHandler,  # noqa: F401
+                            GANLoggingHandler, HistoryHandler, SampleHandler, TensorBoardHandler)
 from .ema import GeneratorEMA  # noqa: F401
 from . import checkpoint  # noqa: F401

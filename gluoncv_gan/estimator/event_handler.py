@@ -15,7 +15,7 @@ from ..utils.image import make_grid, save_image
 from . import checkpoint as ckpt
 
 __all__ = ['EpochCounter', 'GANLoggingHandler', 'SampleHandler', 'CheckpointHandler',
-           'HistoryHandler', 'TensorBoardHandler', 'metric_values']
+           'HistoryHandler', 'EvaluationHandler', 'TensorBoardHandler', 'metric_values']
 
 
 def _short(name):
@@ -200,6 +200,7 @@ class HistoryHandler(BatchEnd, EpochEnd):
         self.run_dir, self.log_interval, self.priority = run_dir, log_interval, priority
         self.rows = []
         self._last = None
+        self.panel_sources = []  # callables returning {title: [(label, xs, ys), ...]}
 
     def get_state(self):
         return {'rows': self.rows}
@@ -235,7 +236,10 @@ class HistoryHandler(BatchEnd, EpochEnd):
             with open(tmp, 'w') as f:
                 json.dump(self.rows, f)
         if self.rows:
-            self.plot(os.path.join(self.run_dir, 'curves.png'))
+            extra = {}
+            for source in self.panel_sources:
+                extra.update(source())
+            self.plot(os.path.join(self.run_dir, 'curves.png'), extra)
 
     def plot(self, path, extra_series=None):
         """Plot losses, accuracies and D outputs against iterations into ``path``."""
@@ -263,6 +267,112 @@ class HistoryHandler(BatchEnd, EpochEnd):
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format='png', dpi=80)
         plt.close(fig)
+
+
+class EvaluationHandler(TrainBegin, EpochEnd):
+    """Evaluate the generator every ``interval`` epochs and mark the best checkpoint by SWD.
+
+    Generates ``num_samples`` images from a fixed latent set (the moving-average generator when
+    training keeps one) and measures SWD, face-detection rate and diversity against a fixed
+    random subset of the training images (see :mod:`gluoncv_gan.metrics`). Results are logged,
+    plotted in ``curves.png`` and kept in ``evaluation.json``; the epoch's checkpoint is marked
+    best in ``best.json`` when its SWD is the lowest so far, and is then kept whatever
+    ``keep_checkpoints`` says (DCGAN quality peaks and then degrades).
+
+    Parameters
+    ----------
+    run_dir : str
+        The run folder.
+    real_images : numpy.ndarray
+        uint8 NHWC real images (a subset of ``num_samples`` is drawn with ``seed``).
+    checkpoints : CheckpointHandler
+        Whose next epoch-end checkpoint is the one evaluated.
+    num_samples : int
+        Generated images per evaluation, and real images compared with.
+    interval : int
+        Epochs between evaluations.
+    seed : int
+        Seed of the latent set and of the metrics.
+    """
+
+    def __init__(self, run_dir, real_images, checkpoints, num_samples=2000, interval=1, seed=0,
+                 logger=None, priority=350):
+        self.run_dir, self.checkpoints = run_dir, checkpoints
+        self.num_samples, self.interval, self.seed = num_samples, interval, seed
+        order = np.random.RandomState([seed, 0xE7]).permutation(len(real_images))
+        self.real = np.asarray(real_images[np.sort(order[:num_samples])])
+        self.logger = logger or logging.getLogger('gluoncv_gan.train')
+        self.priority = priority
+        self.rows, self.best = [], None
+        self.face_rate_real = None
+
+    def get_state(self):
+        return {'rows': self.rows, 'best': self.best, 'face_rate_real': self.face_rate_real}
+
+    def set_state(self, state):
+        self.rows = list(state.get('rows', []))
+        self.best = state.get('best')
+        self.face_rate_real = state.get('face_rate_real')
+        if self.best:
+            self.checkpoints.protect = {self.best['checkpoint']}
+
+    def panels(self):
+        """Series for the curves plot: SWD and face rate against iterations."""
+        if not self.rows:
+            return {}
+        its = [r['iteration'] for r in self.rows]
+        return {'sliced Wasserstein distance x1e3 (lower is better)':
+                [('swd', its, [r['swd'] for r in self.rows])],
+                'face-detection rate': [('generated', its, [r['face_rate'] for r in self.rows]),
+                                        ('real', its, [self.face_rate_real] * len(its))]}
+
+    def train_begin(self, estimator, *args, **kwargs):
+        if self.face_rate_real is None:
+            from ..metrics import face_detection_rate
+            self.face_rate_real = face_detection_rate(self.real)
+
+    def evaluate(self, estimator):
+        """Metrics of the current (sampling) generator; a dict."""
+        import mxnet as mx
+        from ..metrics import diversity, face_detection_rate, sliced_wasserstein_distance
+        from ..utils.image import to_uint8_images
+        rng = np.random.RandomState([self.seed, 0xEA])
+        gen, ctx = estimator.sampling_generator, estimator.context[0]
+        parts = []
+        with mx.autograd.predict_mode():
+            for start in range(0, self.num_samples, 250):
+                count = min(250, self.num_samples - start)
+                z = rng.standard_normal((count, estimator.nz, 1, 1)).astype(np.float32)
+                parts.append(to_uint8_images(gen(mx.nd.array(z, ctx=ctx))))
+        fake = np.concatenate(parts)
+        swd = sliced_wasserstein_distance(self.real, fake, seed=self.seed)
+        return {'swd': swd['swd'], 'swd_levels': swd['swd_levels'],
+                'face_rate': face_detection_rate(fake), 'diversity': diversity(fake, seed=self.seed)}
+
+    def epoch_end(self, estimator, *args, **kwargs):
+        if not estimator.epoch_complete or (estimator.epoch + 1) % self.interval:
+            return False
+        start = time.time()
+        result = self.evaluate(estimator)
+        result.update(epoch=estimator.epoch + 1, iteration=estimator.iteration,
+                      seconds=round(time.time() - start, 1))
+        self.rows.append(result)
+        self.logger.info('[Epoch %d] evaluation on %d samples (%.1f s): SWD x1e3 = %.2f %s, '
+                         'face rate = %.3f (real %.3f), diversity = %.4f', estimator.epoch,
+                         self.num_samples, result['seconds'], result['swd'],
+                         ['%.1f' % v for v in result['swd_levels']], result['face_rate'],
+                         self.face_rate_real, result['diversity'])
+        if self.best is None or result['swd'] < self.best['swd']:
+            path = os.path.join(self.checkpoints.folder, ckpt.checkpoint_name(estimator.iteration))
+            self.best = {'swd': result['swd'], 'epoch': result['epoch'],
+                         'iteration': estimator.iteration, 'checkpoint': path}
+            self.checkpoints.protect = {path}  # the epoch-end checkpoint written next
+            self.logger.info('[Epoch %d] best SWD so far: %s', estimator.epoch, path)
+        for name, value in (('evaluation.json', self.rows), ('best.json', self.best)):
+            with atomic_path(os.path.join(self.run_dir, name)) as tmp:
+                with open(tmp, 'w') as f:
+                    json.dump(value, f, indent=1)
+        return False
 
 
 class CheckpointHandler(EpochBegin, BatchEnd, EpochEnd):

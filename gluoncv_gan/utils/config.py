@@ -64,6 +64,11 @@ SCHEMA = {
     'checkpoint_interval': (int, 500, _non_negative,
                             'iterations between checkpoints (0: per epoch only)'),
     'keep_checkpoints': (int, 3, _positive, 'a positive integer: how many recent checkpoints to keep'),
+    'eval_interval': (int, 0, _non_negative,
+                      'epochs between evaluations (SWD, face rate, diversity) of the generator '
+                      '(0: none)'),
+    'eval_samples': (int, 2000, lambda v: v >= 10, 'an integer >= 10: generated images per '
+                     'evaluation (and real images compared with)'),
     'tensorboard': (bool, True, None, 'true or false (used only when mxboard is installed)'),
 }
 

@@ -1,0 +1,249 @@
+"""Measure how good a generator is: SWD, face-detection rate, diversity, memorisation.
+
+Examples::
+
+    python -m gluoncv_gan.evaluate dcgan_lfw --pretrained --real ~/.mxnet/datasets/lfw
+    python -m gluoncv_gan.evaluate dcgan_lfw --params runs/dcgan_lfw/model.params --real lfw_sample
+    python -m gluoncv_gan.evaluate --fake samples.npy --real lfw_sample --json metrics.json
+
+Sources of images (``--fake`` and ``--real``): ``lfw_sample`` (the bundled faces), an LFW root
+(holding ``lfw-deepfunneled/``), any folder of images (searched recursively), or an ``.npy`` of
+uint8 NHWC RGB images.
+
+How the real images are used: ``--num-samples`` of them (drawn with ``--seed``) are the
+reference set of SWD, face rate and diversity; the remaining ones are the "training" reference
+of the memorisation check, against which the reference set plays the held-out part (a generator
+that copies training images lands much nearer to them than distinct real images do).
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+
+import cv2
+import mxnet as mx
+import numpy as np
+
+from .metrics import (diversity, face_detection_rate, memorization_score,
+                      sliced_wasserstein_distance)
+from .model_zoo import get_model, get_model_list
+from .utils.fileio import atomic_path
+from .utils.image import make_grid, save_image, to_uint8_images
+
+__all__ = ['load_generator', 'load_images', 'generate_images', 'evaluate_images', 'main']
+
+logger = logging.getLogger(__name__)
+MAX_MEMORIZATION_REFERENCE = 10000
+
+
+def load_generator(model, pretrained=False, params=None, ema=False, ctx=None):
+    """A model-zoo DCGAN pair with weights from ``params`` or the model store.
+
+    ``params`` may be a pair's ``.params`` file (``model.params``), a generator-only file
+    (``generator_ema.params``), a checkpoint folder or a run folder; ``ema`` prefers the
+    moving-average generator of a checkpoint or run folder.
+    """
+    ctx = ctx or mx.cpu()
+    net = get_model(model, pretrained=pretrained, ctx=ctx)
+    if params is None:
+        return net
+    path = params
+    if os.path.isdir(path):
+        from .estimator.checkpoint import find_checkpoint
+        folder = path if os.path.isfile(os.path.join(path, 'model.params')) \
+            else find_checkpoint(path)
+        name = 'generator_ema.params' if ema else 'model.params'
+        path = os.path.join(folder, name)
+        if not os.path.isfile(path):
+            raise FileNotFoundError('%s has no %s%s' % (folder, name, ' (the run kept no moving '
+                                                        'average: drop --ema)' if ema else ''))
+    loaded = mx.nd.load(path)
+    if any(k.startswith('generator.') for k in loaded):
+        net.load_parameters(path, ctx=ctx)
+    else:
+        net.generator.load_parameters(path, ctx=ctx)
+    return net
+
+
+def generate_images(net, num, seed=0, ctx=None, batch_size=250):
+    """``num`` generated images as uint8 NHWC (generator in inference mode, seeded latents)."""
+    return to_uint8_images(net.generate(num, ctx=ctx, seed=seed, batch_size=batch_size))
+
+
+def _resize_all(images, size):
+    if images.shape[1] == size and images.shape[2] == size:
+        return images
+    return np.stack([cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
+                     for img in images])
+
+
+def load_images(source, size):
+    """All images of ``source`` as uint8 NHWC RGB at ``size`` x ``size`` (see module doc)."""
+    from .data import LFW, FaceFolder, LFWSample
+    if source == 'lfw_sample':
+        return np.asarray(LFWSample(size=size).images)
+    source = os.path.expanduser(source)
+    if source.endswith('.npy'):
+        if not os.path.isfile(source):
+            raise FileNotFoundError('image file %s does not exist' % source)
+        images = np.load(source, mmap_mode='r')
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+            raise ValueError('%s holds %s %s; expected uint8 images of shape (N, H, W, 3), RGB'
+                             % (source, images.dtype, images.shape))
+        return _resize_all(np.asarray(images), size)
+    if os.path.isdir(os.path.join(source, 'lfw-deepfunneled')):
+        return np.asarray(LFW(root=source, size=size).images)
+    return np.asarray(FaceFolder(source, size=size, cache_dir=False).images)
+
+
+def split_real(real, num, seed):
+    """(reference, rest): ``num`` real images drawn with ``seed``, and all the others."""
+    order = np.random.RandomState([seed, 0xE7]).permutation(len(real))
+    num = min(num, len(real) // 2)
+    return real[np.sort(order[:num])], real[np.sort(order[num:])]
+
+
+def _timed(timings, name, func, *args, **kwargs):
+    start = time.time()
+    result = func(*args, **kwargs)
+    timings[name] = round(time.time() - start, 3)
+    return result
+
+
+def evaluate_images(fake, real_reference, real_rest=None, seed=0, face_rate_real=True):
+    """Every metric of ``fake`` against real images; a JSON-ready dict.
+
+    Parameters
+    ----------
+    fake : numpy.ndarray
+        uint8 NHWC generated images.
+    real_reference : numpy.ndarray
+        uint8 NHWC real images, same size (the comparison set).
+    real_rest : numpy.ndarray or None
+        Other real images, the training reference of the memorisation check (skipped if None).
+    seed : int
+        Seed of every metric's random choices.
+    """
+    timings = {}
+    out = {}
+    swd = _timed(timings, 'swd', sliced_wasserstein_distance, real_reference, fake, seed=seed)
+    out.update(swd=swd['swd'], swd_levels=swd['swd_levels'], swd_resolutions=swd['resolutions'])
+    out['face_rate'] = _timed(timings, 'face_rate', face_detection_rate, fake)
+    if face_rate_real:
+        out['face_rate_real'] = _timed(timings, 'face_rate_real', face_detection_rate,
+                                       real_reference)
+    out['diversity'] = _timed(timings, 'diversity', diversity, fake, seed=seed)
+    out['diversity_real'] = _timed(timings, 'diversity_real', diversity, real_reference, seed=seed)
+    if real_rest is not None and len(real_rest) >= 2:
+        rest = real_rest[:MAX_MEMORIZATION_REFERENCE]
+        out['memorization'] = _timed(timings, 'memorization', memorization_score, fake, rest,
+                                     real_reference)
+    out['timings'] = timings
+    return out
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split('\n', 2)[2])
+    parser.add_argument('model', nargs='?', choices=get_model_list(),
+                        help='model-zoo name (with --pretrained or --params)')
+    parser.add_argument('--pretrained', action='store_true', help='the published weights')
+    parser.add_argument('--params', default=None,
+                        help='weights: model.params, a checkpoint folder or a run folder')
+    parser.add_argument('--ema', action='store_true',
+                        help='with a checkpoint or run folder: its moving-average generator')
+    parser.add_argument('--fake', default=None,
+                        help='ready-made images instead of a model: a folder or a uint8 NHWC .npy')
+    parser.add_argument('--real', default='lfw_sample',
+                        help='real images: lfw_sample, an LFW root, a folder or a .npy')
+    parser.add_argument('--num-samples', type=int, default=2000,
+                        help='generated images, and real images in the comparison set')
+    parser.add_argument('--seed', type=int, default=0, help='seed of latents and metrics')
+    parser.add_argument('--json', default=None, help='write the results here')
+    parser.add_argument('--grid', default=None, help='write a grid of 64 samples here (.png)')
+    parser.add_argument('--gpus', default='', help='GPU id to generate on; empty for CPU')
+    args = parser.parse_args(argv)
+    if (args.model is None) == (args.fake is None):
+        parser.error('give a model name (with --pretrained or --params) or --fake, not both')
+    if args.num_samples < 10:
+        parser.error('--num-samples must be at least 10')
+    return args
+
+
+def print_table(result, stream=sys.stdout):
+    mem = result.get('memorization')
+    rows = [('SWD x1e3 (avg over levels)', '%.2f' % result['swd']),
+            ('SWD per level %s' % result['swd_resolutions'],
+             ', '.join('%.2f' % v for v in result['swd_levels'])),
+            ('face-detection rate', '%.3f (real: %s)' % (
+                result['face_rate'], '%.3f' % result['face_rate_real']
+                if 'face_rate_real' in result else 'n/a')),
+            ('diversity (mean pair distance)', '%.4f (real: %.4f)' % (result['diversity'],
+                                                                       result['diversity_real']))]
+    if mem:
+        rows.append(('memorisation', 'copied fraction %.3f, NN distance ratio %.3f: %s' % (
+            mem['copied_fraction'], mem['ratio'], 'passed' if mem['passed'] else 'FAILED')))
+    width = max(len(r[0]) for r in rows)
+    for name, value in rows:
+        stream.write('%s  %s\n' % (name.ljust(width), value))
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    args = parse_args(argv)
+    ctx = mx.gpu(int(args.gpus)) if args.gpus.strip() else mx.cpu()
+    start = time.time()
+    try:
+        if args.fake:
+            fake = load_images(args.fake, _probe_size(args.fake))
+            size, source = fake.shape[1], {'fake': os.path.abspath(args.fake)}
+        else:
+            net = load_generator(args.model, args.pretrained, args.params, args.ema, ctx)
+            size = net.resolution
+            gen_start = time.time()
+            fake = generate_images(net, args.num_samples, seed=args.seed, ctx=ctx)
+            source = {'model': args.model, 'pretrained': args.pretrained,
+                      'params': args.params and os.path.abspath(args.params), 'ema': args.ema,
+                      'generate_seconds': round(time.time() - gen_start, 3)}
+        real = load_images(args.real, size)
+    except (ValueError, FileNotFoundError) as err:
+        sys.exit('error: %s' % err)
+    reference, rest = split_real(real, args.num_samples, args.seed)
+    result = evaluate_images(fake, reference, rest, seed=args.seed)
+    result.update(settings=dict(source, real=args.real, seed=args.seed, resolution=int(size),
+                                num_samples=args.num_samples),
+                  counts={'fake': int(len(fake)), 'real_reference': int(len(reference)),
+                          'real_memorization_reference': int(min(len(rest),
+                                                                 MAX_MEMORIZATION_REFERENCE))},
+                  total_seconds=round(time.time() - start, 3))
+    print_table(result)
+    if args.json:
+        with atomic_path(args.json) as tmp:
+            with open(tmp, 'w') as f:
+                json.dump(result, f, indent=1)
+        logger.info('Wrote %s', args.json)
+    if args.grid:
+        save_image(args.grid, make_grid(fake[:64]))
+        logger.info('Wrote %s', args.grid)
+    return result
+
+
+def _probe_size(source):
+    """Image size of a --fake source: from the .npy, or the first image of a folder."""
+    if source.endswith('.npy'):
+        return np.load(os.path.expanduser(source), mmap_mode='r').shape[1]
+    from .data.lfw import IMAGE_EXTENSIONS
+    for folder, _, names in sorted(os.walk(os.path.expanduser(source))):
+        for name in sorted(names):
+            if name.lower().endswith(IMAGE_EXTENSIONS):
+                img = cv2.imread(os.path.join(folder, name))
+                if img is not None:
+                    return min(img.shape[:2])
+    raise FileNotFoundError('no readable image in %s' % source)
+
+
+if __name__ == '__main__':
+    main()
