@@ -191,7 +191,9 @@ def get_dcgan(dataset, resolution=64, pretrained=False, ctx=mx.cpu(), root=None,
     name = 'dcgan_%s' % dataset + ('' if resolution == 64 else '_%d' % resolution)
     if pretrained:
         from .model_store import get_model_file
-        net.load_parameters(get_model_file(name, tag=pretrained, root=root), ctx=ctx)
+        # published weights may be stored in float16: cast them to the blocks' float32
+        net.load_parameters(get_model_file(name, tag=pretrained, root=root), ctx=ctx,
+                            cast_dtype=True, dtype_source='current')
     else:
         init_dcgan(net, ctx)
     return net

@@ -1,28 +1,183 @@
-"""Published weights of gluoncv-gan's model zoo.
+"""Published weights of gluoncv-gan's model zoo, verified by sha1 wherever they come from.
 
-No weights are published yet: ``pretrained=True`` raises an error that says so.
+A published version of model ``name`` is the file ``{name}-{sha1[:8]}.params`` (the
+``.params`` file's own sha1), distributed as ``{name}-{sha1[:8]}.zip``. ``get_model_file``
+finds it, in this order:
+
+1. the cache ``root`` (default ``$MXNET_HOME/models``), if the file there has the right sha1
+   (a file with a wrong sha1 is removed, never loaded);
+2. a copy shipped inside the installed package (``gluoncv_gan/model_zoo/weights/``), copied
+   into the cache and verified;
+3. a download of ``{repo}/gluon/models/{name}-{sha1[:8]}.zip``, where ``repo`` is
+   ``$GLUONCV_GAN_REPO`` (``http(s)://`` or ``file://``; GluonCV's own ``MXNET_GLUON_REPO`` is
+   left alone so the user's other GluonCV downloads are not redirected), verified before it
+   lands in the cache.
+
+Only one process downloads or copies at a time (a lock file beside the target).
 """
-__all__ = ['get_model_file', 'pretrained_model_list', 'PretrainedNotAvailable']
+import logging
+import os
+import shutil
+import tempfile
+import zipfile
 
-# name -> sha1 of the published ``{name}-{sha1[:8]}.params``
-_model_sha1 = {}
+from ..utils.download import DownloadError, check_file, download, file_checksum, file_lock
+from ..utils.paths import default_model_root
+
+__all__ = ['get_model_file', 'purge', 'pretrained_model_list', 'short_hash',
+           'PretrainedNotAvailable', 'REPO_ENV', 'SHIPPED_DIR']
+
+logger = logging.getLogger(__name__)
+
+REPO_ENV = 'GLUONCV_GAN_REPO'
+SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights')
+
+# (sha1 of the .params file, name); for a name listed more than once the last is the default
+_model_sha1_versions = [
+]
 
 
 class PretrainedNotAvailable(ValueError):
-    """The requested model has no published weights."""
+    """The requested model (or version) has no published weights."""
+
+
+def _versions(name):
+    return [sha1 for sha1, model in _model_sha1_versions if model == name]
 
 
 def pretrained_model_list():
     """Names of the models that have published weights."""
-    return sorted(_model_sha1)
+    return sorted({name for _, name in _model_sha1_versions})
 
 
-def get_model_file(name, tag=None, root=None):
-    """Path of the verified weights file of ``name`` (downloaded if needed)."""
-    if name not in _model_sha1:
+def _resolve_sha1(name, tag=None):
+    versions = _versions(name)
+    if not versions:
         published = ', '.join(pretrained_model_list()) or 'none yet'
         raise PretrainedNotAvailable(
             'No pretrained weights are published for %r (published: %s). Build it with '
             'pretrained=False and train it with `python -m gluoncv_gan.train`, or load your own '
             'weights with net.load_parameters(path).' % (name, published))
-    raise NotImplementedError('downloading published weights is not implemented yet')
+    if tag is None or tag is True:
+        return versions[-1]
+    matches = [sha1 for sha1 in versions if sha1.startswith(str(tag).lower())]
+    if not matches:
+        raise PretrainedNotAvailable('%r has no published version tagged %r (versions: %s)'
+                                     % (name, tag, ', '.join(v[:8] for v in versions)))
+    return matches[-1]
+
+
+def short_hash(name, tag=None):
+    """First 8 hex digits of the sha1 of ``name``'s published weights (version ``tag``)."""
+    return _resolve_sha1(name, tag)[:8]
+
+
+def _extract_params(zip_path, member, target, url):
+    """Unpack ``member`` of a downloaded zip into ``target``'s folder, atomically."""
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            if member not in archive.namelist():
+                raise DownloadError('%s does not contain %s (it holds: %s)'
+                                    % (url, member, ', '.join(archive.namelist())))
+            fd, tmp = tempfile.mkstemp(prefix='.' + member + '.', dir=os.path.dirname(target))
+            with os.fdopen(fd, 'wb') as out, archive.open(member) as src:
+                shutil.copyfileobj(src, out)
+    except zipfile.BadZipFile as err:
+        raise DownloadError('%s is not a valid zip file (%s): the download may be truncated '
+                            'or the mirror broken; run again to retry' % (url, err)) from None
+    return tmp
+
+
+def _install(tmp, target, sha1, source):
+    """Move a verified ``tmp`` to ``target``; a wrong sha1 removes it and raises."""
+    actual = file_checksum(tmp, 'sha1')
+    if actual != sha1:
+        os.remove(tmp)
+        raise DownloadError('sha1 mismatch for %s: expected %s, got %s; nothing was written to '
+                            'the cache. Run again, or check the mirror.' % (source, sha1, actual))
+    os.replace(tmp, target)
+
+
+def _fetch_zip(zip_url_or_path, member, target, sha1, progress=True):
+    """Bring ``member`` of a zip (a path or a URL) into ``target``, verified."""
+    folder = os.path.dirname(target)
+    with tempfile.TemporaryDirectory(prefix='.download-', dir=folder) as scratch:
+        local = zip_url_or_path
+        if '://' in zip_url_or_path:
+            local = download(zip_url_or_path, os.path.join(scratch, os.path.basename(member)
+                                                           + '.zip'), progress=progress)
+        tmp = _extract_params(local, member, target, zip_url_or_path)
+        _install(tmp, target, sha1, zip_url_or_path)
+
+
+def get_model_file(name, tag=None, root=None, progress=True):
+    """Path of the verified weights of ``name`` in the cache, fetching them if needed.
+
+    Parameters
+    ----------
+    name : str
+        Model name, e.g. 'dcgan_lfw'.
+    tag : str, bool or None
+        A version's hash prefix; None or True for the default version.
+    root : str or None
+        Cache folder; default ``$MXNET_HOME/models``.
+    progress : bool
+        Show a progress bar while downloading.
+
+    Returns
+    -------
+    str
+        Path of ``{name}-{sha1[:8]}.params``.
+
+    Raises
+    ------
+    PretrainedNotAvailable
+        No published weights for that name or tag.
+    DownloadError
+        The weights could not be fetched or failed verification (nothing is left in the cache).
+    """
+    sha1 = _resolve_sha1(name, tag)
+    file_name = '%s-%s' % (name, sha1[:8])
+    root = os.path.expanduser(root or default_model_root())
+    os.makedirs(root, exist_ok=True)
+    target = os.path.join(root, file_name + '.params')
+    with file_lock(target):
+        if os.path.exists(target):
+            if check_file(target, sha1, 'sha1'):
+                return target
+            logger.warning('Cached %s has a wrong sha1 (corrupt or stale); replacing it.', target)
+            os.remove(target)
+        shipped = os.path.join(SHIPPED_DIR, file_name + '.zip')
+        if os.path.isfile(shipped):
+            _fetch_zip(shipped, file_name + '.params', target, sha1)
+            return target
+        repo = os.environ.get(REPO_ENV)
+        if not repo:
+            raise DownloadError(
+                'The weights %s.params are neither in the cache (%s) nor shipped with this '
+                'installation, and no repository is set: point $%s at a mirror that serves '
+                'gluon/models/%s.zip (http(s):// or file://).' % (file_name, root, REPO_ENV,
+                                                                   file_name))
+        url = '%s/gluon/models/%s.zip' % (repo.rstrip('/'), file_name)
+        logger.info('Downloading %s from %s...', file_name, url)
+        _fetch_zip(url, file_name + '.params', target, sha1, progress=progress)
+    return target
+
+
+def purge(root=None):
+    """Remove this plugin's published weights from the cache ``root``.
+
+    Only files named after gluoncv-gan models are removed: the cache is shared with GluonCV,
+    whose weights stay.
+    """
+    root = os.path.expanduser(root or default_model_root())
+    if not os.path.isdir(root):
+        return []
+    names = {name for _, name in _model_sha1_versions}
+    removed = []
+    for file_name in os.listdir(root):
+        stem, ext = os.path.splitext(file_name)
+        if ext == '.params' and stem.rsplit('-', 1)[0] in names:
+            os.remove(os.path.join(root, file_name))
+            removed.append(file_name)
+    return removed

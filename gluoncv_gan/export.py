@@ -1,0 +1,136 @@
+"""Turn a training run's checkpoint into publishable model-store weights.
+
+Example::
+
+    python -m gluoncv_gan.export runs/dcgan_lfw --name dcgan_lfw --out-dir gluoncv_gan/model_zoo/weights
+
+Takes the run's best checkpoint by SWD (``best.json``; else its latest checkpoint), or the
+checkpoint folder given; puts the generator (its moving average when the run kept one, unless
+``--no-ema``) and the discriminator into one DCGAN pair, stores it in ``--dtype`` (float16 by
+default: half the size, and loading casts back to float32), and writes
+``{name}-{sha1[:8]}.params`` and ``{name}-{sha1[:8]}.zip``. It prints the line to add to
+``_model_sha1_versions`` in ``gluoncv_gan/model_zoo/model_store.py`` and how far the stored
+weights' samples are from the checkpoint's.
+"""
+import argparse
+import json
+import logging
+import os
+import sys
+import zipfile
+
+import mxnet as mx
+import numpy as np
+
+from .estimator.checkpoint import find_checkpoint, read_state
+from .model_zoo import get_model, get_model_list
+from .utils.download import file_checksum
+from .utils.fileio import atomic_path
+
+__all__ = ['choose_checkpoint', 'build_pair', 'export_pair', 'main']
+
+logger = logging.getLogger(__name__)
+
+
+def choose_checkpoint(path):
+    """The checkpoint to export: ``path`` itself, its run's best by SWD, or its latest."""
+    best = os.path.join(path, 'best.json')
+    if os.path.isfile(best):
+        with open(best) as f:
+            chosen = json.load(f)['checkpoint']
+        if os.path.isdir(chosen):
+            return chosen
+        logger.warning('best.json names %s, which is gone; exporting the latest checkpoint',
+                       chosen)
+    return find_checkpoint(path)
+
+
+def build_pair(checkpoint, name=None, ema=True, ctx=None):
+    """The DCGAN pair of a checkpoint (float32), with its moving-average generator if asked."""
+    config = read_state(checkpoint)['config']
+    name = name or config['model']
+    net = get_model(name, nz=config['nz'], ngf=config['ngf'], ndf=config['ndf'],
+                    ctx=ctx or mx.cpu())
+    net.load_parameters(os.path.join(checkpoint, 'model.params'), ctx=ctx)
+    ema_path = os.path.join(checkpoint, 'generator_ema.params')
+    used_ema = ema and os.path.isfile(ema_path)
+    if used_ema:
+        net.generator.load_parameters(ema_path, ctx=ctx)
+    return net, used_ema, config
+
+
+def export_pair(net, name, out_dir, dtype='float16'):
+    """Write ``{name}-{sha1[:8]}.params`` and ``.zip`` into ``out_dir``; return (sha1, zip path)."""
+    os.makedirs(out_dir, exist_ok=True)
+    arrays = {key: param.data().astype(dtype)
+              for key, param in net._collect_params_with_prefix().items()}
+    staging = os.path.join(out_dir, '.%s-export.params' % name)
+    mx.nd.save(staging, arrays)
+    sha1 = file_checksum(staging, 'sha1')
+    stem = '%s-%s' % (name, sha1[:8])
+    params_path = os.path.join(out_dir, stem + '.params')
+    os.replace(staging, params_path)
+    zip_path = os.path.join(out_dir, stem + '.zip')
+    with atomic_path(zip_path) as tmp:
+        with zipfile.ZipFile(tmp, 'w', zipfile.ZIP_DEFLATED) as archive:
+            archive.write(params_path, stem + '.params')
+    return sha1, zip_path
+
+
+def sample_difference(net, params_path, name, config, num=64, seed=0):
+    """Largest absolute pixel difference (in [-1, 1] units) between the float32 pair's samples
+    and those of the stored weights loaded back as float32."""
+    other = get_model(name, nz=config['nz'], ngf=config['ngf'], ndf=config['ndf'])
+    other.load_parameters(params_path, cast_dtype=True, dtype_source='current')
+    a = net.generate(num, seed=seed).asnumpy()
+    b = other.generate(num, seed=seed).asnumpy()
+    return float(np.abs(a - b).max()), float(np.abs(a - b).mean())
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split('\n', 2)[2])
+    parser.add_argument('path', help='a run folder (its best checkpoint) or a checkpoint folder')
+    parser.add_argument('--name', default=None, choices=get_model_list(),
+                        help='model-zoo name (default: the run\'s model)')
+    parser.add_argument('--no-ema', action='store_true',
+                        help='export the raw generator even when the run kept a moving average')
+    parser.add_argument('--dtype', default='float16', choices=['float16', 'float32'],
+                        help='storage type of the published weights')
+    parser.add_argument('--out-dir', default='.', help='where the .params and .zip go')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    logging.basicConfig(level=logging.INFO, format='%(message)s')
+    args = parse_args(argv)
+    try:
+        checkpoint = choose_checkpoint(args.path)
+    except FileNotFoundError as err:
+        sys.exit('error: %s' % err)
+    net, used_ema, config = build_pair(checkpoint, args.name, ema=not args.no_ema)
+    name = args.name or config['model']
+    default = get_model(name, pretrained=False)
+    if (config['nz'], config['ngf'], config['ndf']) != (default.nz, default.generator.ngf,
+                                                        default.discriminator.ndf):
+        logger.warning('The run\'s nets (nz=%d, ngf=%d, ndf=%d) differ from %s\'s defaults: '
+                       'load these weights with get_model(%r, pretrained=..., nz=%d, ngf=%d, '
+                       'ndf=%d)', config['nz'], config['ngf'], config['ndf'], name, name,
+                       config['nz'], config['ngf'], config['ndf'])
+    sha1, zip_path = export_pair(net, name, args.out_dir, args.dtype)
+    params_path = zip_path[:-4] + '.params'
+    max_diff, mean_diff = sample_difference(net, params_path, name, config)
+    logger.info('Exported %s (%s generator, %s) from %s', name,
+                'moving-average' if used_ema else 'raw', args.dtype, checkpoint)
+    logger.info('  %s (%.1f MB), %s (%.1f MB)', params_path, os.path.getsize(params_path) / 1e6,
+                zip_path, os.path.getsize(zip_path) / 1e6)
+    logger.info('  samples vs the float32 checkpoint: max |diff| %.2e, mean |diff| %.2e '
+                '(pixel range [-1, 1])', max_diff, mean_diff)
+    logger.info('Add to _model_sha1_versions in gluoncv_gan/model_zoo/model_store.py:')
+    print("    ('%s', '%s')," % (sha1, name))
+    return sha1, zip_path
+
+
+if __name__ == '__main__':
+    main()
