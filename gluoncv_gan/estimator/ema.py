@@ -26,7 +26,11 @@ class GeneratorEMA:
     def __init__(self, generator, factory, decay, ctx=None):
         self.decay, self.ctx = decay, ctx or mx.cpu()
         self.net = factory()
-        self.net.initialize(ctx=self.ctx)
+        params = self.net.collect_params()
+        try:
+            params.reset_ctx(self.ctx)
+        except RuntimeError:  # not initialised yet; the values are copied below anyway
+            self.net.initialize(ctx=self.ctx)
         self._pairs = list(zip(self.net.collect_params().values(),
                                generator.collect_params().values()))
         for ema, param in self._pairs:
