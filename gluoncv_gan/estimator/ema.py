@@ -29,7 +29,7 @@ class GeneratorEMA:
         params = self.net.collect_params()
         try:
             params.reset_ctx(self.ctx)
-        except RuntimeError:  # not initialised yet; the values are copied below anyway
+        except ValueError:  # not initialised yet; the values are copied below anyway
             self.net.initialize(ctx=self.ctx)
         self._pairs = list(zip(self.net.collect_params().values(),
                                generator.collect_params().values()))
