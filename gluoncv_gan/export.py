@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import sys
+import tempfile
 import zipfile
 
 import mxnet as mx
@@ -33,13 +34,18 @@ logger = logging.getLogger(__name__)
 
 
 def choose_checkpoint(path):
-    """The checkpoint to export: ``path`` itself, its run's best by SWD, or its latest."""
+    """The checkpoint to export: ``path`` itself, its run's best by SWD, or its latest.
+
+    ``best.json`` records the best checkpoint's absolute path; when the run folder was moved or
+    copied since, the checkpoint of the same name in this run's ``checkpoints/`` is used.
+    """
     best = os.path.join(path, 'best.json')
     if os.path.isfile(best):
         with open(best) as f:
             chosen = json.load(f)['checkpoint']
-        if os.path.isdir(chosen):
-            return chosen
+        for candidate in (chosen, os.path.join(path, 'checkpoints', os.path.basename(chosen))):
+            if os.path.isdir(candidate):
+                return candidate
         logger.warning('best.json names %s, which is gone; exporting the latest checkpoint',
                        chosen)
     return find_checkpoint(path)
@@ -64,8 +70,17 @@ def export_pair(net, name, out_dir, dtype='float16'):
     os.makedirs(out_dir, exist_ok=True)
     arrays = {key: param.data().astype(dtype)
               for key, param in net._collect_params_with_prefix().items()}
-    staging = os.path.join(out_dir, '.%s-export.params' % name)
-    mx.nd.save(staging, arrays)
+    # a private staging name: two exports into one folder do not overwrite each other's file
+    fd, staging = tempfile.mkstemp(prefix='.%s-export.' % name, suffix='.params', dir=out_dir)
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o666 & ~umask)  # mkstemp makes 0600 files; publish with the usual mode
+    try:
+        mx.nd.save(staging, arrays)
+    except BaseException:
+        os.remove(staging)
+        raise
     sha1 = file_checksum(staging, 'sha1')
     stem = '%s-%s' % (name, sha1[:8])
     params_path = os.path.join(out_dir, stem + '.params')

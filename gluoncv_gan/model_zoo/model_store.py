@@ -15,11 +15,14 @@ finds it, in this order:
 
 Only one process downloads or copies at a time (a lock file beside the target).
 """
+import glob
 import logging
 import os
+import re
 import shutil
 import tempfile
 import zipfile
+import zlib
 
 from ..utils.download import DownloadError, check_file, download, file_checksum, file_lock
 from ..utils.paths import default_model_root
@@ -30,6 +33,7 @@ __all__ = ['get_model_file', 'purge', 'pretrained_model_list', 'short_hash',
 logger = logging.getLogger(__name__)
 
 REPO_ENV = 'GLUONCV_GAN_REPO'
+_PARAMS_NAME = re.compile(r'^(.+)-[0-9a-f]{8}\.params$')
 SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights')
 
 # (sha1 of the .params file, name); for a name listed more than once the last is the default
@@ -72,42 +76,67 @@ def short_hash(name, tag=None):
     return _resolve_sha1(name, tag)[:8]
 
 
-def _extract_params(zip_path, member, target, url):
-    """Unpack ``member`` of a downloaded zip into ``target``'s folder, atomically."""
+def _extract_params(zip_path, member, scratch, url):
+    """Unpack ``member`` of a zip into the folder ``scratch``; return the unpacked file's path.
+
+    Raises
+    ------
+    DownloadError
+        The zip is not a zip, lacks ``member`` or its data is corrupt.
+    """
+    out_path = os.path.join(scratch, member)
     try:
         with zipfile.ZipFile(zip_path) as archive:
             if member not in archive.namelist():
-                raise DownloadError('%s does not contain %s (it holds: %s)'
-                                    % (url, member, ', '.join(archive.namelist())))
-            fd, tmp = tempfile.mkstemp(prefix='.' + member + '.', dir=os.path.dirname(target))
-            with os.fdopen(fd, 'wb') as out, archive.open(member) as src:
+                raise DownloadError('%s does not contain %s (it holds: %s); the mirror serves '
+                                    'a wrong archive: check $%s'
+                                    % (url, member, ', '.join(archive.namelist()) or 'nothing',
+                                       REPO_ENV))
+            with open(out_path, 'wb') as out, archive.open(member) as src:
                 shutil.copyfileobj(src, out)
-    except zipfile.BadZipFile as err:
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
         raise DownloadError('%s is not a valid zip file (%s): the download may be truncated '
                             'or the mirror broken; run again to retry' % (url, err)) from None
-    return tmp
+    return out_path
 
 
-def _install(tmp, target, sha1, source):
+def _install(tmp, target, sha1, source, hint):
     """Move a verified ``tmp`` to ``target``; a wrong sha1 removes it and raises."""
     actual = file_checksum(tmp, 'sha1')
     if actual != sha1:
         os.remove(tmp)
         raise DownloadError('sha1 mismatch for %s: expected %s, got %s; nothing was written to '
-                            'the cache. Run again, or check the mirror.' % (source, sha1, actual))
+                            'the cache. %s' % (source, sha1, actual, hint))
     os.replace(tmp, target)
 
 
-def _fetch_zip(zip_url_or_path, member, target, sha1, progress=True):
-    """Bring ``member`` of a zip (a path or a URL) into ``target``, verified."""
+def _scratch_prefix(target):
+    return '.download-%s-' % os.path.basename(target)
+
+
+def _remove_stale_scratch(target):
+    """Remove scratch folders of ``target`` left by killed earlier runs (hold its lock)."""
     folder = os.path.dirname(target)
-    with tempfile.TemporaryDirectory(prefix='.download-', dir=folder) as scratch:
+    for stale in glob.glob(os.path.join(glob.escape(folder),
+                                        glob.escape(_scratch_prefix(target)) + '*')):
+        logger.info('Removing leftover temporary folder %s', stale)
+        shutil.rmtree(stale, ignore_errors=True)
+
+
+def _fetch_zip(zip_url_or_path, member, target, sha1, hint, progress=True):
+    """Bring ``member`` of a zip (a path or a URL) into ``target``, verified.
+
+    Everything is unpacked in a scratch folder beside ``target`` that is removed whatever
+    happens; only a file with the right sha1 is renamed to ``target``.
+    """
+    with tempfile.TemporaryDirectory(prefix=_scratch_prefix(target),
+                                     dir=os.path.dirname(target)) as scratch:
         local = zip_url_or_path
         if '://' in zip_url_or_path:
-            local = download(zip_url_or_path, os.path.join(scratch, os.path.basename(member)
-                                                           + '.zip'), progress=progress)
-        tmp = _extract_params(local, member, target, zip_url_or_path)
-        _install(tmp, target, sha1, zip_url_or_path)
+            local = download(zip_url_or_path, os.path.join(scratch, member + '.zip'),
+                             progress=progress)
+        tmp = _extract_params(local, member, scratch, zip_url_or_path)
+        _install(tmp, target, sha1, zip_url_or_path, hint)
 
 
 def get_model_file(name, tag=None, root=None, progress=True):
@@ -147,9 +176,12 @@ def get_model_file(name, tag=None, root=None, progress=True):
                 return target
             logger.warning('Cached %s has a wrong sha1 (corrupt or stale); replacing it.', target)
             os.remove(target)
+        _remove_stale_scratch(target)
         shipped = os.path.join(SHIPPED_DIR, file_name + '.zip')
         if os.path.isfile(shipped):
-            _fetch_zip(shipped, file_name + '.params', target, sha1)
+            _fetch_zip(shipped, file_name + '.params', target, sha1,
+                       'The copy shipped with this installation is damaged: reinstall '
+                       'gluoncv-gan.')
             return target
         repo = os.environ.get(REPO_ENV)
         if not repo:
@@ -160,24 +192,38 @@ def get_model_file(name, tag=None, root=None, progress=True):
                                                                    file_name))
         url = '%s/gluon/models/%s.zip' % (repo.rstrip('/'), file_name)
         logger.info('Downloading %s from %s...', file_name, url)
-        _fetch_zip(url, file_name + '.params', target, sha1, progress=progress)
+        _fetch_zip(url, file_name + '.params', target, sha1,
+                   'Run again; if it persists the mirror $%s=%s serves other weights.'
+                   % (REPO_ENV, repo), progress=progress)
     return target
 
 
 def purge(root=None):
     """Remove this plugin's published weights from the cache ``root``.
 
-    Only files named after gluoncv-gan models are removed: the cache is shared with GluonCV,
-    whose weights stay.
+    Only files named ``{name}-{8 hex digits}.params`` after a gluoncv-gan model are removed:
+    the cache is shared with GluonCV, whose weights (e.g. ``resnet50_v1b-0ecdba34.params``)
+    stay.
+
+    Parameters
+    ----------
+    root : str or None
+        Cache folder; default ``$MXNET_HOME/models``.
+
+    Returns
+    -------
+    list of str
+        Names of the removed files, sorted.
     """
+    from .model_zoo import get_model_list
     root = os.path.expanduser(root or default_model_root())
     if not os.path.isdir(root):
         return []
-    names = {name for _, name in _model_sha1_versions}
+    names = {name for _, name in _model_sha1_versions} | set(get_model_list())
     removed = []
-    for file_name in os.listdir(root):
-        stem, ext = os.path.splitext(file_name)
-        if ext == '.params' and stem.rsplit('-', 1)[0] in names:
+    for file_name in sorted(os.listdir(root)):
+        match = _PARAMS_NAME.match(file_name)
+        if match and match.group(1) in names and os.path.isfile(os.path.join(root, file_name)):
             os.remove(os.path.join(root, file_name))
             removed.append(file_name)
     return removed
