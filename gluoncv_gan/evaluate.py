@@ -29,6 +29,7 @@ import numpy as np
 from .metrics import (diversity, face_detection_rate, memorization_score,
                       sliced_wasserstein_distance)
 from .model_zoo import get_model, get_model_list
+from .utils.download import DownloadError
 from .utils.fileio import atomic_path
 from .utils.image import make_grid, save_image, to_uint8_images
 
@@ -38,18 +39,42 @@ logger = logging.getLogger(__name__)
 MAX_MEMORIZATION_REFERENCE = 10000
 
 
+def _saved_config(folder):
+    """The training config kept beside weights: a checkpoint's state.json or a run's config.yaml.
+
+    Returns an empty dict when ``folder`` has neither.
+    """
+    from .estimator.checkpoint import STATE_FILE, read_state
+    if os.path.isfile(os.path.join(folder, STATE_FILE)):
+        return read_state(folder).get('config') or {}
+    path = os.path.join(folder, 'config.yaml')
+    if os.path.isfile(path):
+        import yaml
+        with open(path) as f:
+            return yaml.safe_load(f) or {}
+    return {}
+
+
 def load_generator(model, pretrained=False, params=None, ema=False, ctx=None):
     """A model-zoo DCGAN pair with weights from ``params`` or the model store.
 
     ``params`` may be a pair's ``.params`` file (``model.params``), a generator-only file
     (``generator_ema.params``), a checkpoint folder or a run folder; ``ema`` prefers the
-    moving-average generator of a checkpoint or run folder.
+    moving-average generator of a checkpoint or run folder.  The network is built with the
+    ``nz``, ``ngf`` and ``ndf`` of the training config found beside the weights (a checkpoint's
+    ``state.json`` or a run's ``config.yaml``), else with the model's defaults.
+
+    Raises
+    ------
+    FileNotFoundError
+        If ``params`` does not exist or a folder holds no weights.
+    ValueError
+        If the weights belong to another model or do not fit the network.
     """
     ctx = ctx or mx.cpu()
-    net = get_model(model, pretrained=pretrained, ctx=ctx)
     if params is None:
-        return net
-    path = params
+        return get_model(model, pretrained=pretrained, ctx=ctx)
+    path = os.path.abspath(os.path.expanduser(params))
     if os.path.isdir(path):
         from .estimator.checkpoint import find_checkpoint
         folder = path if os.path.isfile(os.path.join(path, 'model.params')) \
@@ -59,11 +84,27 @@ def load_generator(model, pretrained=False, params=None, ema=False, ctx=None):
         if not os.path.isfile(path):
             raise FileNotFoundError('%s has no %s%s' % (folder, name, ' (the run kept no moving '
                                                         'average: drop --ema)' if ema else ''))
-    loaded = mx.nd.load(path)
-    if any(k.startswith('generator.') for k in loaded):
-        net.load_parameters(path, ctx=ctx)
-    else:
-        net.generator.load_parameters(path, ctx=ctx)
+    elif not os.path.isfile(path):
+        raise FileNotFoundError('weights %s do not exist: pass a .params file, a checkpoint '
+                                'folder or a run folder' % path)
+    config = _saved_config(os.path.dirname(path))
+    if str(config.get('model', model)).lower() != model.lower():
+        raise ValueError('%s holds weights of %s, not %s: pass that model name'
+                         % (path, config['model'], model))
+    arch = {k: config[k] for k in ('nz', 'ngf', 'ndf') if k in config}
+    net = get_model(model, pretrained=pretrained, ctx=ctx, **arch)
+    try:
+        loaded = mx.nd.load(path)
+        if any(k.startswith('generator.') for k in loaded):
+            net.load_parameters(path, ctx=ctx)
+        else:
+            net.generator.load_parameters(path, ctx=ctx)
+    except (AssertionError, mx.base.MXNetError) as err:
+        lines = str(err).strip().splitlines() or [type(err).__name__]
+        raise ValueError('cannot load %s into %s (%s): %s. Weights of other widths load when '
+                         'the run\'s config.yaml or the checkpoint\'s state.json is beside them.'
+                         % (path, model, ', '.join('%s=%s' % kv for kv in sorted(arch.items()))
+                            or 'default widths', lines[-1]))
     return net
 
 
@@ -80,7 +121,10 @@ def _resize_all(images, size):
 
 
 def load_images(source, size):
-    """All images of ``source`` as uint8 NHWC RGB at ``size`` x ``size`` (see module doc)."""
+    """All images of ``source`` as uint8 NHWC RGB at ``size`` x ``size`` (see module doc).
+
+    ``size`` None keeps the size of an ``.npy``.
+    """
     from .data import LFW, FaceFolder, LFWSample
     if source == 'lfw_sample':
         return np.asarray(LFWSample(size=size).images)
@@ -89,10 +133,11 @@ def load_images(source, size):
         if not os.path.isfile(source):
             raise FileNotFoundError('image file %s does not exist' % source)
         images = np.load(source, mmap_mode='r')
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
-            raise ValueError('%s holds %s %s; expected uint8 images of shape (N, H, W, 3), RGB'
-                             % (source, images.dtype, images.shape))
-        return _resize_all(np.asarray(images), size)
+        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 \
+                or images.shape[1] != images.shape[2]:
+            raise ValueError('%s holds %s %s; expected square uint8 images of shape '
+                             '(N, H, H, 3), RGB' % (source, images.dtype, images.shape))
+        return _resize_all(np.asarray(images), size or images.shape[1])
     if os.path.isdir(os.path.join(source, 'lfw-deepfunneled')):
         return np.asarray(LFW(root=source, size=size).images)
     return np.asarray(FaceFolder(source, size=size, cache_dir=False).images)
@@ -166,14 +211,18 @@ def parse_args(argv=None):
     parser.add_argument('--grid', default=None, help='write a grid of 64 samples here (.png)')
     parser.add_argument('--gpus', default='', help='GPU id to generate on; empty for CPU')
     args = parser.parse_args(argv)
-    if (args.model is None) == (args.fake is None):
-        parser.error('give a model name (with --pretrained or --params) or --fake, not both')
+    if args.model is not None and args.fake is not None:
+        parser.error('give a model name or --fake, not both')
+    if args.model is None and args.fake is None:
+        parser.error('give a model name (with --pretrained or --params) or --fake')
     if args.num_samples < 10:
         parser.error('--num-samples must be at least 10')
     return args
 
 
-def print_table(result, stream=sys.stdout):
+def print_table(result, stream=None):
+    """Write the main numbers of ``result`` as a two-column table (to stdout by default)."""
+    stream = stream or sys.stdout
     mem = result.get('memorization')
     rows = [('SWD x1e3 (avg over levels)', '%.2f' % result['swd']),
             ('SWD per level %s' % result['swd_resolutions'],
@@ -201,6 +250,9 @@ def main(argv=None):
             fake = load_images(args.fake, _probe_size(args.fake))
             size, source = fake.shape[1], {'fake': os.path.abspath(args.fake)}
         else:
+            if not (args.pretrained or args.params):
+                logger.warning('Evaluating an untrained %s (random weights): pass --params or '
+                               '--pretrained for a trained one.', args.model)
             net = load_generator(args.model, args.pretrained, args.params, args.ema, ctx)
             size = net.resolution
             gen_start = time.time()
@@ -209,10 +261,10 @@ def main(argv=None):
                       'params': args.params and os.path.abspath(args.params), 'ema': args.ema,
                       'generate_seconds': round(time.time() - gen_start, 3)}
         real = load_images(args.real, size)
-    except (ValueError, FileNotFoundError) as err:
+        reference, rest = split_real(real, args.num_samples, args.seed)
+        result = evaluate_images(fake, reference, rest, seed=args.seed)
+    except (ValueError, FileNotFoundError, DownloadError) as err:
         sys.exit('error: %s' % err)
-    reference, rest = split_real(real, args.num_samples, args.seed)
-    result = evaluate_images(fake, reference, rest, seed=args.seed)
     result.update(settings=dict(source, real=args.real, seed=args.seed, resolution=int(size),
                                 num_samples=args.num_samples),
                   counts={'fake': int(len(fake)), 'real_reference': int(len(reference)),
@@ -232,9 +284,9 @@ def main(argv=None):
 
 
 def _probe_size(source):
-    """Image size of a --fake source: from the .npy, or the first image of a folder."""
+    """Image size of a --fake source: the first image of a folder (None for an .npy)."""
     if source.endswith('.npy'):
-        return np.load(os.path.expanduser(source), mmap_mode='r').shape[1]
+        return None
     from .data.lfw import IMAGE_EXTENSIONS
     for folder, _, names in sorted(os.walk(os.path.expanduser(source))):
         for name in sorted(names):

@@ -1,4 +1,4 @@
-"""Image grids and image files."""
+"""Image conversion, grids and image files."""
 import math
 import os
 
@@ -9,29 +9,90 @@ from .fileio import atomic_path
 
 __all__ = ['to_uint8_images', 'make_grid', 'save_image']
 
+# Float input is expected in [-1, 1]; anything beyond this bound is almost certainly data in
+# another scale (e.g. [0, 255]) and is refused rather than silently clipped to black and white.
+_FLOAT_RANGE_LIMIT = 2.0
 
-def to_uint8_images(images):
-    """Images to uint8 NHWC RGB.
 
-    Accepts uint8 NHWC (returned as is) or float NCHW in [-1, 1] as an NDArray or a numpy array
-    (the generator's output), which is rounded and clipped.
+def _channel_words(channels):
+    """'3' or '1 or 3': the allowed channel counts, for messages."""
+    return ' or '.join(str(c) for c in channels)
+
+
+def _check_uint8_nhwc(images, name, channels):
+    """Validate the shape of a uint8 batch; return it as a contiguous array."""
+    if images.ndim != 4 or images.shape[-1] not in channels:
+        raise ValueError(
+            '{} must have shape (N, H, W, {}) for uint8 images; got shape {}. Add a batch axis '
+            'with x[None] for one image, stack grayscale to RGB with '
+            'np.repeat(x[..., None], 3, axis=-1), or transpose NCHW data with '
+            'x.transpose(0, 2, 3, 1).'.format(name, _channel_words(channels), images.shape))
+    return np.ascontiguousarray(images)
+
+
+def _float_nchw_to_uint8_nhwc(images, name, channels):
+    """Map float NCHW data in [-1, 1] to uint8 NHWC with rounding and clipping."""
+    if images.ndim != 4 or images.shape[1] not in channels:
+        raise ValueError(
+            '{} must have shape (N, {}, H, W) for float images in [-1, 1]; got shape {}. '
+            'Transpose NHWC float data with x.transpose((0, 3, 1, 2)).'
+            .format(name, _channel_words(channels), images.shape))
+    if not np.all(np.isfinite(images)):
+        raise ValueError('{} contains NaN or infinite values; check the generator output.'
+                         .format(name))
+    if images.size and np.abs(images).max() > _FLOAT_RANGE_LIMIT:
+        raise ValueError(
+            '{} is float but spans [{:.3g}, {:.3g}], not [-1, 1]. Pass uint8 images for '
+            '[0, 255] data, or rescale with x / 127.5 - 1.'
+            .format(name, images.min(), images.max()))
+    scaled = np.rint((images.astype(np.float32) + 1.0) * 127.5)
+    return np.ascontiguousarray(np.clip(scaled, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1))
+
+
+def to_uint8_images(images, name='images', channels=(1, 3)):
+    """Convert a batch of images to uint8 ``(N, H, W, C)``.
+
+    Parameters
+    ----------
+    images : numpy.ndarray or mxnet.nd.NDArray
+        Either uint8 images of shape ``(N, H, W, C)`` (returned unchanged, made contiguous if
+        needed) or float images in ``[-1, 1]`` of shape ``(N, C, H, W)``, as produced by a
+        ``tanh`` generator.  Float values are mapped with ``round((x + 1) * 127.5)`` and
+        clipped to ``[0, 255]``.
+    name : str, optional
+        Name of the argument, used in error messages.
+    channels : tuple of int, optional
+        Accepted channel counts ``C``; ``(3,)`` accepts RGB only.
+
+    Returns
+    -------
+    numpy.ndarray
+        uint8 array of shape ``(N, H, W, C)``.
+
+    Raises
+    ------
+    TypeError
+        If ``images`` is neither a numpy array nor an NDArray, or has an integer dtype other
+        than uint8.
+    ValueError
+        If the shape does not match the layout of its dtype, or float data contains
+        non-finite values or is clearly outside ``[-1, 1]``.
     """
-    if hasattr(images, 'asnumpy'):
+    if hasattr(images, 'asnumpy') and callable(images.asnumpy):
         images = images.asnumpy()
-    images = np.asarray(images)
-    if images.ndim != 4:
-        raise ValueError('expected a batch of images with 4 dimensions, got shape %s'
-                         % (images.shape,))
+    if not isinstance(images, np.ndarray):
+        raise TypeError(
+            '{} must be a numpy array (uint8, N x H x W x C) or an mx.nd.NDArray (float in '
+            '[-1, 1], N x C x H x W); got {}. Convert lists with np.stack.'
+            .format(name, type(images).__name__))
     if images.dtype == np.uint8:
-        if images.shape[-1] not in (1, 3):
-            raise ValueError('uint8 images must be NHWC with 1 or 3 channels, got shape %s'
-                             % (images.shape,))
-        return images
-    if images.shape[1] not in (1, 3):
-        raise ValueError('float images must be NCHW in [-1, 1] with 1 or 3 channels, got shape %s'
-                         % (images.shape,))
-    scaled = np.clip(np.rint((images + 1.0) * 127.5), 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(np.moveaxis(scaled, 1, -1))
+        return _check_uint8_nhwc(images, name, channels)
+    if np.issubdtype(images.dtype, np.floating):
+        return _float_nchw_to_uint8_nhwc(images, name, channels)
+    raise TypeError(
+        '{} has dtype {}; expected uint8 (N, H, W, C) in [0, 255] or float (N, C, H, W) in '
+        '[-1, 1]. Convert integer pixel data with x.astype(np.uint8).'
+        .format(name, images.dtype))
 
 
 def make_grid(images, nrow=None, padding=2, pad_value=255):
