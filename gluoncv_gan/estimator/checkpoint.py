@@ -64,7 +64,7 @@ def find_checkpoint(path):
         found = list_checkpoints(folder)
         if found:
             return found[-1][1]
-    raise FileNotFoundError('no checkpoint to resume from at %s: pass a checkpoint folder '
+    raise FileNotFoundError('no checkpoint found at %s: pass a checkpoint folder '
                             '(checkpoints/iter-NNNNNNNN) or a run folder that has one' % path)
 
 
