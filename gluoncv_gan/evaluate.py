@@ -99,6 +99,9 @@ def load_generator(model, pretrained=False, params=None, ema=False, ctx=None):
             net.load_parameters(path, ctx=ctx)
         else:
             net.generator.load_parameters(path, ctx=ctx)
+            # a moving average of the generator: BatchNorm statistics to match its weights
+            from .estimator.ema import recalibrate_batchnorm
+            recalibrate_batchnorm(net.generator, net.nz, ctx=ctx)
     except (AssertionError, mx.base.MXNetError) as err:
         lines = str(err).strip().splitlines() or [type(err).__name__]
         raise ValueError('cannot load %s into %s (%s): %s. Weights of other widths load when '

@@ -61,7 +61,9 @@ def build_pair(checkpoint, name=None, ema=True, ctx=None):
     ema_path = os.path.join(checkpoint, 'generator_ema.params')
     used_ema = ema and os.path.isfile(ema_path)
     if used_ema:
+        from .estimator.ema import recalibrate_batchnorm
         net.generator.load_parameters(ema_path, ctx=ctx)
+        recalibrate_batchnorm(net.generator, net.nz, ctx=ctx)
     return net, used_ema, config
 
 

@@ -300,3 +300,17 @@ def test_evaluation_marks_a_best_checkpoint_that_survives_pruning(tmp_path):
     assert len(kept) == (1 if best['epoch'] == 3 else 2)
     log = (run / 'train.log').read_text()
     assert 'evaluation on 40 samples' in log and 'SWD x1e3' in log
+
+
+def test_batchnorm_recalibration_sets_running_stats_to_the_batch_statistics():
+    from gluoncv_gan.estimator.ema import recalibrate_batchnorm
+    gen = get_model('dcgan_lfw', nz=16, ngf=8, ndf=8).generator
+    recalibrate_batchnorm(gen, 16, batches=1, batch_size=32, seed=4)
+    # with one pass the running statistics are exactly that batch's statistics
+    z = np.random.RandomState([4, 0xBC]).standard_normal((32, 16, 1, 1)).astype(np.float32)
+    first = gen.features[0](mx.nd.array(z)).asnumpy()
+    np.testing.assert_allclose(gen.features[1].running_mean.data().asnumpy(),
+                               first.mean(axis=(0, 2, 3)), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(gen.features[1].running_var.data().asnumpy(),
+                               first.var(axis=(0, 2, 3)), rtol=1e-3, atol=1e-6)
+    assert gen.features[1]._kwargs['momentum'] == 0.9  # restored

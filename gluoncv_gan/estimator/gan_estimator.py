@@ -128,7 +128,7 @@ class GANEstimator(Estimator):
     @property
     def sampling_generator(self):
         """The generator that makes samples: the moving average when there is one."""
-        return self.ema.net if self.ema is not None else self.net.generator
+        return self.ema.calibrated(self.nz) if self.ema is not None else self.net.generator
 
     @property
     def epoch_complete(self):

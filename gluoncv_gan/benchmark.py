@@ -1,0 +1,793 @@
+"""Benchmark the project's DCGAN training step against the MXNet DCGAN tutorial's step.
+
+Example::
+
+    python -m gluoncv_gan.benchmark                          # about two minutes on 2 cores
+    python -m gluoncv_gan.benchmark --iters 10 --repeats 5 --json bench.json
+    python -m gluoncv_gan.benchmark --data-dir ~/.mxnet/datasets/lfw --threads 4
+
+Three training steps are timed, each in a persistent worker process of its own that waits on
+stdin for ``run N``, runs N iterations on real LFW batches (64x64), waits for MXNet to finish
+and answers with the elapsed time. The workers take turns (A B C A B C ...) after a warm-up,
+so exactly one of them computes at any time and each keeps its warm state:
+
+A. ``project``: the step exactly as ``python -m gluoncv_gan.train`` runs it: the config
+   defaults, hybridized nets, :class:`~gluoncv_gan.estimator.GANEstimator` with its batch
+   processor and the handlers the training script attaches (logging every ``log_interval``
+   iterations, history, metrics, samples, checkpoints, TensorBoard when mxboard is
+   installed), fed by :class:`~gluoncv_gan.data.loader.CachedBatchLoader`. The sample and
+   checkpoint handlers get an interval longer than the worker's whole run and the loader
+   serves every iteration as one epoch, so no grid or checkpoint is written inside a timed
+   window. Threads: ``OMP_NUM_THREADS`` as the package sets it (or ``--threads``).
+B. ``reference (MXNet defaults)``: :mod:`gluoncv_gan.reference`, the tutorial's step, run as
+   a file by a bare interpreter (``python -c "runpy.run_path(...)"``, so the ``gluoncv_gan``
+   package and its ``__init__`` are never imported) with every thread variable removed from
+   its environment: MXNet picks its own thread count, as for a tutorial user. The worker
+   reports what it saw before importing MXNet and what the OpenMP runtime then uses; the
+   benchmark stops if ``gluoncv_gan`` was imported or a thread variable was set.
+C. ``reference (project threads)``: the same worker with A's ``OMP_NUM_THREADS``.
+
+The project worker also measures generator sampling (inference mode, hybridized, batches of
+256), :class:`CachedBatchLoader` throughput and JPEG decoding without a cache (the dataset with
+``use_cache=False`` through a gluon ``DataLoader``), and every worker reports its peak resident
+memory (``ru_maxrss``) after its last timed run.
+
+FLOPs are counted analytically (see :func:`flops_per_image`) and turned into achieved GFLOP/s;
+the machine's fp32 peak is estimated from ``/proc/cpuinfo`` (see :func:`estimate_peak`).
+"""
+import argparse
+import json
+import os
+import resource
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from . import reference as ref
+
+__all__ = ['parse_args', 'conv_macs', 'flops_per_image', 'estimate_peak', 'run_benchmark',
+           'format_report', 'main']
+
+WORKERS = (('A', 'project', 'project: estimator + handlers'),
+           ('B', 'reference_default', 'tutorial step, MXNet defaults'),
+           ('C', 'reference_tuned', 'tutorial step, project threads'))
+# Runs gluoncv_gan/reference.py as a plain file: the package __init__ is never imported.
+BOOTSTRAP = ("import runpy, sys; path = sys.argv[1]; sys.argv = sys.argv[1:]; "
+             "runpy.run_path(path, run_name='__main__')")
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Time the project\'s DCGAN training step against the MXNet tutorial\'s '
+                    '(with MXNet\'s default threads and with the project\'s), plus sampling, '
+                    'data loading, memory and FLOP rates.')
+    parser.add_argument('--batch-size', type=int, default=64, help='images per iteration')
+    parser.add_argument('--iters', type=int, default=4, help='iterations per timed run')
+    parser.add_argument('--repeats', type=int, default=5,
+                        help='timed runs of each step (the median is reported)')
+    parser.add_argument('--warmup', type=int, default=2,
+                        help='untimed iterations of each step before the timed runs')
+    parser.add_argument('--threads', type=int, default=None,
+                        help='OMP_NUM_THREADS of the project step and of the tuned reference '
+                             '(default: what gluoncv_gan sets, i.e. $OMP_NUM_THREADS or the '
+                             'number of usable cores)')
+    parser.add_argument('--dataset', default=None, choices=['lfw', 'lfw_sample'],
+                        help='lfw (prepared, or --data-dir) or the bundled lfw_sample (default: '
+                             'lfw when it is prepared or --data-dir is given, else lfw_sample)')
+    parser.add_argument('--data-dir', default=None,
+                        help='an LFW root (default $MXNET_HOME/datasets/lfw)')
+    parser.add_argument('--sample-batch-size', type=int, default=256,
+                        help='latent vectors per generator call when timing sampling')
+    parser.add_argument('--sample-batches', type=int, default=2,
+                        help='timed generator calls (after one untimed call)')
+    parser.add_argument('--loader-batches', type=int, default=50,
+                        help='batches timed from the cached loader')
+    parser.add_argument('--jpeg-images', type=int, default=256,
+                        help='images decoded from JPEG without a cache')
+    parser.add_argument('--seed', type=int, default=0, help='random seed')
+    parser.add_argument('--json', default=None, help='write the results to this JSON file')
+    # internal: run as the project's benchmark worker
+    parser.add_argument('--worker', default=None, choices=['project'], help=argparse.SUPPRESS)
+    parser.add_argument('--iterations', type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    for name in ('batch_size', 'iters', 'repeats', 'sample_batch_size', 'sample_batches',
+                 'loader_batches', 'jpeg_images'):
+        if getattr(args, name) < 1:
+            parser.error('--%s must be at least 1' % name.replace('_', '-'))
+    if args.warmup < 0:
+        parser.error('--warmup must be 0 or more')
+    if args.threads is not None and args.threads < 1:
+        parser.error('--threads must be at least 1')
+    return args
+
+
+# ------------------------------------------------------------------------------------------
+# Analytic FLOPs and the machine's peak
+
+
+def _conv_layers(block):
+    from mxnet.gluon import nn
+    for child in block._children.values():
+        if isinstance(child, (nn.Conv2D, nn.Conv2DTranspose)):
+            yield child
+        else:
+            for layer in _conv_layers(child):
+                yield layer
+
+
+def conv_macs(block, size):
+    """Multiply-adds per image of every convolution of a sequential block of square images.
+
+    Layers are taken in registration order, which is the order of the forward pass for the
+    DCGAN networks (sequences of layers). Only convolutions change the spatial size there.
+
+    Parameters
+    ----------
+    block : Block
+        E.g. a ``DCGANGenerator`` (input size 1) or a ``DCGANDiscriminator``.
+    size : int
+        Height (= width) of the block's input.
+
+    Returns
+    -------
+    list of (str, int, int)
+        (layer name, multiply-adds per image, output size). A convolution costs
+        ``out_h * out_w * C_out * C_in/groups * k * k``; a transposed convolution scatters
+        each input pixel, ``in_h * in_w * C_in * C_out/groups * k * k``.
+    """
+    from mxnet.gluon import nn
+    rows = []
+    for layer in _conv_layers(block):
+        kw = layer._kwargs
+        k, s, p, d = kw['kernel'][0], kw['stride'][0], kw['pad'][0], kw['dilate'][0]
+        shape = layer.weight.shape
+        if isinstance(layer, nn.Conv2DTranspose):
+            out = (size - 1) * s - 2 * p + d * (k - 1) + kw['adj'][0] + 1
+            macs = size * size * shape[0] * shape[1] * k * k
+        else:
+            out = (size + 2 * p - d * (k - 1) - 1) // s + 1
+            macs = out * out * shape[0] * shape[1] * k * k
+        rows.append((layer.name, int(macs), int(out)))
+        size = out
+    return rows
+
+
+def flops_per_image(nz=100, ngf=64, ndf=64, resolution=64):
+    """Convolution FLOPs per training image of the project's step and of the tutorial's.
+
+    Accounting (2 FLOPs per multiply-add; BatchNorm, activations, losses and the optimiser
+    are left out, they are a few percent at most):
+
+    - ``Fg``, ``Fd``: one forward pass of the generator and of the discriminator.
+    - A backward pass costs about twice its forward pass (gradient with respect to the
+      input and with respect to the weights, each about one forward). This is also counted
+      for the discriminator's first layer on real and on detached images, whose input
+      gradient is not needed, so the count is high by at most that layer's share (~1 %).
+    - Project: the generator runs once (``Fg``); the discriminator runs on the real batch,
+      on the detached fake batch and on the fake batch again for the generator step
+      (``3 Fd``); all three discriminator passes are backpropagated (``6 Fd``), and the
+      generator once (``2 Fg``): ``3 Fg + 9 Fd``.
+    - Tutorial: the same plus a second generator forward pass in its generator step:
+      ``4 Fg + 9 Fd``.
+
+    Returns
+    -------
+    dict
+        ``generator_forward``, ``discriminator_forward``, ``project``, ``reference`` (FLOPs per
+        image), ``formula`` and ``layers`` (per-layer multiply-adds of G and D).
+    """
+    from .model_zoo.dcgan import DCGANDiscriminator, DCGANGenerator
+    g_layers = conv_macs(DCGANGenerator(nz, ngf, 3, resolution), 1)
+    d_layers = conv_macs(DCGANDiscriminator(ndf, 3, resolution), resolution)
+    fg = 2 * sum(m for _, m, _ in g_layers)
+    fd = 2 * sum(m for _, m, _ in d_layers)
+    return {'generator_forward': fg, 'discriminator_forward': fd,
+            'project': 3 * fg + 9 * fd, 'reference': 4 * fg + 9 * fd,
+            'formula': {'project': '3 Fg + 9 Fd', 'reference': '4 Fg + 9 Fd'},
+            'layers': {'generator': [[n, m] for n, m, _ in g_layers],
+                       'discriminator': [[n, m] for n, m, _ in d_layers]}}
+
+
+def _cpuinfo():
+    info = {}
+    try:
+        with open('/proc/cpuinfo') as f:
+            for line in f:
+                if not line.strip():
+                    if info:
+                        break
+                    continue
+                key, _, value = line.partition(':')
+                info[key.strip()] = value.strip()
+    except OSError:
+        pass
+    return info
+
+
+def usable_cores():
+    """CPUs this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def estimate_peak(cores=None):
+    """Estimate the fp32 peak (GFLOP/s) as cores x GHz x FLOPs per cycle, from /proc/cpuinfo.
+
+    Assumptions, stated in the returned ``basis``:
+
+    - FLOPs per cycle per core from the instruction set (an FMA counts 2 FLOPs per lane):
+      AMD family 25 with AVX-512 (Zen 4) runs 512-bit FMAs on two 256-bit pipes: 32;
+      later AMD with AVX-512 (Zen 5) and Intel with AVX-512 are taken to have two 512-bit FMA
+      units: 64 (Intel parts with one such unit reach 32); AVX2 with FMA: two 256-bit FMA
+      units, 32; AVX without FMA: 16; otherwise SSE: 8.
+    - The clock is the ``cpu MHz`` that /proc/cpuinfo reports (often the base clock inside a
+      virtual machine; turbo is not counted).
+    - Cores are the usable CPUs, scaled by ``cpu cores / siblings`` when SMT siblings share
+      a core's FMA units.
+
+    Returns
+    -------
+    dict
+        ``gflops`` (None when it cannot be determined), ``cores``, ``ghz``,
+        ``flops_per_cycle``, ``cpu`` and ``basis``.
+    """
+    info = _cpuinfo()
+    cores = cores or usable_cores()
+    flags = set(info.get('flags', '').split())
+    result = {'gflops': None, 'cores': cores, 'ghz': None, 'flops_per_cycle': None,
+              'cpu': info.get('model name')}
+    try:
+        ghz = float(info['cpu MHz']) / 1000.0
+    except (KeyError, ValueError):
+        result['basis'] = 'not determined: no clock in /proc/cpuinfo'
+        return result
+    vendor, family = info.get('vendor_id', ''), int(info.get('cpu family', 0) or 0)
+    if 'avx512f' in flags and vendor == 'AuthenticAMD' and family <= 25:
+        fpc, why = 32, 'AMD family %d with AVX-512 (Zen 4): two 256-bit FMA pipes' % family
+    elif 'avx512f' in flags:
+        fpc, why = 64, '%s with AVX-512: assumed two 512-bit FMA units' % (vendor or 'CPU')
+    elif 'avx2' in flags and 'fma' in flags:
+        fpc, why = 32, 'AVX2 + FMA: two 256-bit FMA units'
+    elif 'avx' in flags:
+        fpc, why = 16, 'AVX without FMA: one 256-bit add and one multiply per cycle'
+    elif flags:
+        fpc, why = 8, 'SSE: one 128-bit add and one multiply per cycle'
+    else:
+        result['basis'] = 'not determined: no CPU flags in /proc/cpuinfo'
+        return result
+    try:
+        smt = int(info['siblings']) / float(info['cpu cores'])
+    except (KeyError, ValueError, ZeroDivisionError):
+        smt = 1.0
+    physical = cores / smt if smt > 1 else cores
+    result.update(gflops=physical * ghz * fpc, ghz=ghz, flops_per_cycle=fpc,
+                  basis='%g cores x %.2f GHz (cpu MHz in /proc/cpuinfo, no turbo) x %d fp32 '
+                        'FLOPs/cycle (%s)' % (physical, ghz, fpc, why))
+    return result
+
+
+# ------------------------------------------------------------------------------------------
+# The project's worker (runs in its own process: python -m gluoncv_gan.benchmark --worker)
+
+
+def _gate_class():
+    from mxnet.gluon.contrib.estimator.event_handler import EpochEnd
+    return type('Gate', (_Gate, EpochEnd), {})
+
+
+class _Gate(object):
+    """Between batches, wait for a ``run N`` request; time each run of N iterations.
+
+    Called by the loader before it fetches each batch, i.e. after the previous iteration and
+    all its handlers; other requests (``sample``, ``loader``, ``jpeg``) are served while
+    training is paused there.
+    """
+
+    def __init__(self, stream, commands, log_interval, ready):
+        self.stream, self.commands, self.log_interval = stream, commands, log_interval
+        self.ready = ready
+        self.remaining = self.done = 0
+        self.started = None
+        self.log_lines = 0
+        self.closed = False
+
+    def epoch_end(self, estimator, *args, **kwargs):
+        """Stop the estimator once ``quit`` arrived (it would start another epoch)."""
+        return self.closed
+
+    def proceed(self):
+        if self.closed:
+            return False
+        if self.remaining == 0 and self.started is not None:
+            result = ref.timer_stop(self.started)
+            self.started = None
+            ref.reply(self.stream, status='ok', log_lines=self.log_lines, **result)
+        if self.ready is not None:
+            ref.reply(self.stream, **self.ready)
+            self.ready = None
+        while self.remaining == 0:
+            words = sys.stdin.readline().split()
+            if not words or words[0] == 'quit':
+                self.closed = True
+                return False
+            count = int(words[1]) if len(words) > 1 else 1
+            if words[0] == 'run':
+                if count < 1:
+                    ref.reply(self.stream, status='error', message='run needs N >= 1')
+                    continue
+                self.log_lines = sum(1 for it in range(self.done + 1, self.done + count + 1)
+                                     if it % self.log_interval == 0)
+                self.remaining = count
+                self.started = ref.timer_start()
+            elif words[0] in self.commands:
+                ref.reply(self.stream, status='ok', **self.commands[words[0]](count))
+            else:
+                ref.reply(self.stream, status='error', message='unknown command %r' % words[0])
+        self.remaining -= 1
+        self.done += 1
+        return True
+
+
+def _gated_loader_class():
+    from .data.loader import CachedBatchLoader
+
+    class GatedLoader(CachedBatchLoader):
+        """CachedBatchLoader serving its epochs one after another as one long epoch.
+
+        Batches are the loader's own (:meth:`CachedBatchLoader.batch`); the estimator sees a
+        single epoch of ``length`` batches, so per-epoch handlers never fire mid-benchmark.
+        """
+
+        def __init__(self, dataset, batch_size, seed, length, gate):
+            super(GatedLoader, self).__init__(dataset, batch_size, seed=seed)
+            self._per_epoch = super(GatedLoader, self).__len__()
+            self._length, self._gate = length, gate
+
+        def __len__(self):
+            return self._length
+
+        def __iter__(self):
+            index = 0
+            while self._gate.proceed():
+                yield self.batch(index // self._per_epoch, index % self._per_epoch)
+                index += 1
+
+    return GatedLoader
+
+
+def _project_worker(args):
+    stream = ref.protocol_stream()
+    import mxnet as mx
+    from mxnet.gluon.data import DataLoader
+    from . import train as train_script
+    from .data import LFW, LFWSample
+    from .data.loader import CachedBatchLoader
+    from .estimator import (CheckpointHandler, GANEstimator, GANLoggingHandler,
+                            HistoryHandler, SampleHandler, TensorBoardHandler)
+    from .loss import get_objective
+    from .model_zoo import get_model
+    from .utils.config import load_config
+
+    total = args.iterations + 1  # never reached: the benchmark says "quit" first
+    save_dir = tempfile.mkdtemp(prefix='gluoncv-gan-benchmark-')
+    try:
+        config = load_config(None, {
+            'dataset': args.dataset, 'data_dir': args.data_dir, 'batch_size': args.batch_size,
+            'seed': args.seed, 'iterations': total, 'sample_interval': total,
+            'checkpoint_interval': total})
+        logger = train_script.setup_logging(os.path.join(save_dir, 'train.log'))
+        ctx = train_script.contexts(config['gpus'])
+        dataset = train_script.build_dataset(config)
+        net = train_script.build_net(config, ctx)
+        trainer_g, trainer_d = train_script.build_trainers(net, config)
+        estimator = GANEstimator(net, get_objective(config['loss']), trainer_g, trainer_d,
+                                 context=ctx, seed=config['seed'])
+        state = {}
+
+        def sample(n):
+            if 'generator' not in state:
+                gen = get_model(config['model'], nz=config['nz'], ngf=config['ngf'],
+                                ndf=config['ndf'], ctx=ctx[0]).generator
+                gen.hybridize(static_alloc=True, static_shape=True)
+                state['generator'] = gen
+            gen, size = state['generator'], args.sample_batch_size
+            with mx.autograd.predict_mode():
+                gen(mx.nd.random.normal(shape=(size, config['nz'], 1, 1), ctx=ctx[0]))
+                mx.nd.waitall()
+                started = ref.timer_start()
+                for _ in range(n):
+                    gen(mx.nd.random.normal(shape=(size, config['nz'], 1, 1), ctx=ctx[0]))
+                result = ref.timer_stop(started)
+            return dict(result, images=n * size)
+
+        def loader(n):
+            plain = CachedBatchLoader(dataset, config['batch_size'], seed=config['seed'] + 1)
+            done = 0
+            started = ref.timer_start()
+            while done < n:
+                for _ in plain:
+                    done += 1
+                    if done == n:
+                        break
+            return dict(ref.timer_stop(started), images=n * config['batch_size'])
+
+        def jpeg(n):
+            if config['dataset'] == 'lfw_sample':
+                raw = LFWSample(size=config['image_size'], use_cache=False)
+            else:
+                raw = LFW(root=config['data_dir'], size=config['image_size'], use_cache=False)
+            n = min(n, len(raw))
+            workers = int(os.environ.get('OMP_NUM_THREADS') or 1)
+            data = DataLoader(raw.take(n), batch_size=config['batch_size'], last_batch='keep',
+                              num_workers=workers, thread_pool=True)
+            for _ in data:  # untimed pass: the files are then in the page cache
+                pass
+            started = ref.timer_start()
+            for _ in data:
+                pass
+            return dict(ref.timer_stop(started), images=n, num_workers=workers)
+
+        ready = {'status': 'ready', 'threads': ref.thread_report(),
+                 'pre_import': {'gluoncv_gan_imported': True,
+                                'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS')},
+                 'num_images': len(dataset), 'log_interval': config['log_interval'],
+                 'sample_interval': config['sample_interval'],
+                 'checkpoint_interval': config['checkpoint_interval']}
+        gate = _gate_class()(stream, {'sample': sample, 'loader': loader, 'jpeg': jpeg},
+                     config['log_interval'], ready)
+        data = _gated_loader_class()(dataset, config['batch_size'], config['seed'], total, gate)
+        # the handlers of gluoncv_gan.train.train, built the same way
+        fixed_noise = train_script.fixed_noise_for(config)
+        history = HistoryHandler(save_dir, config['log_interval'])
+        checkpoints = CheckpointHandler(os.path.join(save_dir, 'checkpoints'), fixed_noise,
+                                        config, interval=config['checkpoint_interval'],
+                                        keep=config['keep_checkpoints'],
+                                        stateful={'history': history})
+        real = dataset.images[data.epoch_indices(0)[:config['num_samples']]]
+        samples = SampleHandler(os.path.join(save_dir, 'samples'), fixed_noise,
+                                interval=config['sample_interval'], real_images=real)
+        handlers = [GANLoggingHandler(config['log_interval'], total, len(data), logger=logger,
+                                      progress_bar=False),
+                    samples, history, checkpoints]
+        if config['tensorboard']:
+            board = TensorBoardHandler(os.path.join(save_dir, 'tensorboard'),
+                                       config['log_interval'], sample_handler=samples)
+            if board.available:
+                handlers.append(board)
+        handlers.append(gate)
+        estimator.fit(data, total, event_handlers=handlers)
+        ref.reply(stream, status='bye',
+                  maxrss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+    finally:
+        shutil.rmtree(save_dir, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------
+# The benchmark (the parent process)
+
+
+class _Worker(object):
+    """A worker process: one JSON reply per request line."""
+
+    def __init__(self, key, command, env, cwd, log_path):
+        self.key, self.log_path = key, log_path
+        self._log = open(log_path, 'w')
+        self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self._log, env=env, cwd=cwd,
+                                     universal_newlines=True, bufsize=1)
+
+    def _tail(self):
+        self._log.flush()
+        with open(self.log_path) as f:
+            return ''.join(f.readlines()[-25:])
+
+    def read(self):
+        line = self.proc.stdout.readline()
+        if not line:
+            self.proc.wait()
+            raise RuntimeError('benchmark worker %s exited (code %s); its log ends with:\n%s'
+                               % (self.key, self.proc.returncode, self._tail()))
+        message = json.loads(line)
+        if message.get('status') == 'error':
+            raise RuntimeError('benchmark worker %s: %s' % (self.key, message.get('message')))
+        return message
+
+    def ask(self, request):
+        self.proc.stdin.write(request + '\n')
+        self.proc.stdin.flush()
+        return self.read()
+
+    def close(self):
+        """Ask the worker to quit; returns its last report."""
+        message = self.ask('quit')
+        self.proc.wait(timeout=120)
+        self._log.close()
+        return message
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        if not self._log.closed:
+            self._log.close()
+
+
+def resolve_data(args):
+    """(dataset name, data_dir, note) the benchmark trains on."""
+    from .utils.paths import default_dataset_root
+    if args.dataset == 'lfw_sample':
+        return 'lfw_sample', None, None
+    if args.dataset == 'lfw' or args.data_dir:
+        return 'lfw', args.data_dir, None
+    root = default_dataset_root('lfw')
+    if os.path.isdir(os.path.join(root, 'lfw-deepfunneled')):
+        return 'lfw', root, None
+    return 'lfw_sample', None, ('LFW is not prepared at %s, so the bundled lfw_sample faces are '
+                                'used (prepare LFW with python -m gluoncv_gan.data.prepare_lfw, '
+                                'or pass --data-dir)' % root)
+
+
+def _check_threads(ready, threads):
+    """Stop unless B runs with MXNet's defaults and A and C with ``threads`` OpenMP threads."""
+    b = ready['B']
+    problems = []
+    if b['pre_import']['gluoncv_gan_imported'] or b['threads']['gluoncv_gan_imported']:
+        problems.append('gluoncv_gan was imported')
+    if b['pre_import']['mxnet_already_imported']:
+        problems.append('mxnet was imported before the reference module')
+    if b['pre_import']['OMP_NUM_THREADS'] is not None:
+        problems.append('OMP_NUM_THREADS was set')
+    set_vars = [k for k, v in b['threads']['environment'].items() if v is not None]
+    if set_vars:
+        problems.append('thread variables were set: %s' % ', '.join(set_vars))
+    if problems:
+        raise RuntimeError('the default-settings reference worker does not run with MXNet\'s '
+                           'defaults: %s' % '; '.join(problems))
+    for key in ('A', 'C'):
+        report = ready[key]['threads']
+        if report['OMP_NUM_THREADS'] != str(threads):
+            raise RuntimeError('worker %s runs with OMP_NUM_THREADS=%s, not %d'
+                               % (key, report['OMP_NUM_THREADS'], threads))
+        if report['omp_get_max_threads'] not in (None, threads):
+            raise RuntimeError('worker %s: OpenMP uses %s threads, not %d'
+                               % (key, report['omp_get_max_threads'], threads))
+
+
+def _median_rate(runs, images):
+    return images / statistics.median(r['elapsed'] for r in runs)
+
+
+def run_benchmark(args, progress=None):
+    """Run the benchmark described by ``args`` (see :func:`parse_args`); return the results.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Parsed flags.
+    progress : callable or None
+        Called with a line of text as the benchmark advances.
+
+    Returns
+    -------
+    dict
+        Everything the JSON file holds.
+    """
+    progress = progress or (lambda text: None)
+    began = time.time()
+    from . import train as train_script
+    from .utils.config import load_config
+
+    dataset_name, data_dir, note = resolve_data(args)
+    notes = [note] if note else []
+    config = load_config(None, {'dataset': dataset_name, 'data_dir': data_dir,
+                                'batch_size': args.batch_size})
+    progress('Data: %s (building its cache if needed, untimed)' % dataset_name)
+    dataset = train_script.build_dataset(config)
+    if len(dataset) < args.batch_size:
+        raise ValueError('%s has %d images, fewer than one batch of %d'
+                         % (dataset_name, len(dataset), args.batch_size))
+    threads = args.threads or int(os.environ.get('OMP_NUM_THREADS') or usable_cores())
+    planned = args.warmup + args.repeats * args.iters
+    reference_images = min(len(dataset) // args.batch_size, planned) * args.batch_size
+
+    package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    tuned_env = dict(os.environ, OMP_NUM_THREADS=str(threads))
+    default_env = {k: v for k, v in os.environ.items() if k not in ref.THREAD_VARIABLES}
+    project_cmd = [sys.executable, '-m', 'gluoncv_gan.benchmark', '--worker', 'project',
+                   '--dataset', dataset_name, '--batch-size', str(args.batch_size),
+                   '--seed', str(args.seed), '--iterations', str(planned),
+                   '--sample-batch-size', str(args.sample_batch_size)]
+    if data_dir:
+        project_cmd += ['--data-dir', os.path.abspath(os.path.expanduser(data_dir))]
+    reference_cmd = [sys.executable, '-c', BOOTSTRAP, os.path.abspath(ref.__file__), '--worker',
+                     '--cache', dataset.cache_path, '--num-images', str(reference_images),
+                     '--batch-size', str(args.batch_size), '--seed', str(args.seed)]
+    workdir = tempfile.mkdtemp(prefix='gluoncv-gan-benchmark-')
+    specs = {'A': (project_cmd, tuned_env, package_parent),
+             'B': (reference_cmd, default_env, workdir),
+             'C': (reference_cmd, tuned_env, workdir)}
+    workers, ready, runs, final = {}, {}, {k: [] for k, _, _ in WORKERS}, {}
+    extras = {}
+    try:
+        for key, _, label in WORKERS:
+            progress('Starting worker %s (%s)' % (key, label))
+            command, env, cwd = specs[key]
+            workers[key] = _Worker(key, command, env, cwd, os.path.join(workdir, key + '.log'))
+            ready[key] = workers[key].read()
+        _check_threads(ready, threads)
+        if args.warmup:
+            for key, _, _ in WORKERS:
+                progress('Warm-up of %s: %d iterations' % (key, args.warmup))
+                runs_warm = workers[key].ask('run %d' % args.warmup)
+                ready[key]['warmup'] = runs_warm
+        for repeat in range(args.repeats):
+            for key, _, _ in WORKERS:
+                runs[key].append(workers[key].ask('run %d' % args.iters))
+            progress('Repeat %d/%d: %s' % (repeat + 1, args.repeats, ', '.join(
+                '%s %.2f s' % (k, runs[k][-1]['elapsed']) for k, _, _ in WORKERS)))
+        progress('Sampling, cached loader and JPEG decoding (in worker A)')
+        extras['sample'] = workers['A'].ask('sample %d' % args.sample_batches)
+        extras['loader'] = workers['A'].ask('loader %d' % args.loader_batches)
+        extras['jpeg'] = workers['A'].ask('jpeg %d' % args.jpeg_images)
+        for key, _, _ in WORKERS:
+            final[key] = workers[key].close()
+    finally:
+        for worker in workers.values():
+            worker.kill()
+        shutil.rmtree(workdir, ignore_errors=True)
+
+    flops = flops_per_image(config['nz'], config['ngf'], config['ndf'], config['image_size'])
+    images = args.batch_size * args.iters
+    rates = {key: _median_rate(runs[key], images) for key, _, _ in WORKERS}
+    per_image = {'A': flops['project'], 'B': flops['reference'], 'C': flops['reference']}
+    gflops = {name: rates[key] * per_image[key] / 1e9 for key, name, _ in WORKERS}
+    peak = estimate_peak()
+    features = sorted(ready['A']['threads']['mxnet_features'])
+    notes.append('A: sample and checkpoint intervals are %d iterations, more than the %d the '
+                 'worker runs, and its loader serves them as one epoch, so no sample grid, '
+                 'checkpoint or per-epoch write happens in a timed window; logging, history, '
+                 'metrics%s run as in training (log_interval %d: %d log lines fell in timed '
+                 'runs)' % (ready['A']['sample_interval'], planned,
+                            ' and TensorBoard' if _has_mxboard() else '',
+                            ready['A']['log_interval'],
+                            sum(r['log_lines'] for r in runs['A'])))
+    notes.append('B and C hold %d images of the cache in memory as float32 and feed them with '
+                 'mx.io.NDArrayIter, as the tutorial does; A reads batches from the uint8 cache'
+                 % reference_images)
+    result = {
+        'train_samples_per_s': rates['A'],
+        'reference_samples_per_s': rates['B'],
+        'reference_tuned_samples_per_s': rates['C'],
+        'ratio': rates['A'] / rates['B'],
+        'ratio_tuned': rates['A'] / rates['C'],
+        'sample_images_per_s': extras['sample']['images'] / extras['sample']['elapsed'],
+        'loader_images_per_s': extras['loader']['images'] / extras['loader']['elapsed'],
+        'loader_jpeg_images_per_s': extras['jpeg']['images'] / extras['jpeg']['elapsed'],
+        'peak_rss_mb': {name: runs[key][-1]['maxrss_kb'] / 1024.0 for key, name, _ in WORKERS},
+        'threads': {
+            'cpu_count': os.cpu_count(), 'usable_cores': usable_cores(),
+            'workers': {name: {
+                'OMP_NUM_THREADS': ready[key]['threads']['OMP_NUM_THREADS'],
+                'MXNET_ENGINE_TYPE': ready[key]['threads']['MXNET_ENGINE_TYPE']
+                or 'default (ThreadedEnginePerDevice)',
+                'omp_get_max_threads': ready[key]['threads']['omp_get_max_threads'],
+                'os_threads': runs[key][-1]['os_threads'],
+                'cores_busy': statistics.median(r['cpu'] / r['elapsed'] for r in runs[key]),
+                'gluoncv_gan_imported': ready[key]['threads']['gluoncv_gan_imported'],
+                'pre_import': ready[key]['pre_import']} for key, name, _ in WORKERS}},
+        'mxnet_features': features,
+        'flops_per_image': flops,
+        'gflops': gflops,
+        'peak': peak,
+        'peak_fraction': {name: (g / peak['gflops'] if peak['gflops'] else None)
+                          for name, g in gflops.items()},
+        'settings': {'batch_size': args.batch_size, 'image_size': config['image_size'],
+                     'iters': args.iters, 'repeats': args.repeats, 'warmup': args.warmup,
+                     'threads': threads, 'dataset': dataset_name,
+                     'data_dir': data_dir, 'num_images': len(dataset),
+                     'reference_images': reference_images, 'seed': args.seed,
+                     'sample_batch_size': args.sample_batch_size,
+                     'sample_batches': args.sample_batches,
+                     'loader_batches': args.loader_batches,
+                     'jpeg_images': extras['jpeg']['images'],
+                     'jpeg_num_workers': extras['jpeg']['num_workers'],
+                     'order': 'interleaved ' + ' '.join(k for k, _, _ in WORKERS) + ' per repeat'},
+        'times': {name: [r['elapsed'] for r in runs[key]] for key, name, _ in WORKERS},
+        'runs': {name: runs[key] for key, name, _ in WORKERS},
+        'warmup_times': {name: ready[key].get('warmup', {}).get('elapsed')
+                         for key, name, _ in WORKERS},
+        'extras': extras,
+        'final_maxrss_mb': {name: final[key]['maxrss_kb'] / 1024.0 for key, name, _ in WORKERS},
+        'notes': notes,
+        'wall_seconds': time.time() - began,
+    }
+    return result
+
+
+def _has_mxboard():
+    try:
+        import mxboard  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def format_report(result):
+    """The results as a text table."""
+    s = result['settings']
+    lines = ['gluoncv-gan training benchmark: batch %d, %dx%d, %s (%d images); median of %d runs '
+             'of %d iterations after %d warm-up iterations, %s'
+             % (s['batch_size'], s['image_size'], s['image_size'], s['dataset'],
+                s['num_images'], s['repeats'], s['iters'], s['warmup'], s['order']),
+             '']
+    header = '%-34s %9s %7s %8s %6s %7s %6s %7s %8s  %s' % (
+        'step', 'samples/s', 'vs A', 'GFLOP/s', 'OMP', 'omp max', 'OS thr', 'busy', 'RSS MB',
+        'times (s)')
+    lines += [header, '-' * len(header)]
+    rates = {'A': result['train_samples_per_s'], 'B': result['reference_samples_per_s'],
+             'C': result['reference_tuned_samples_per_s']}
+    for key, name, label in WORKERS:
+        t = result['threads']['workers'][name]
+        lines.append('%-34s %9.2f %7.2f %8.1f %6s %7s %6s %7.2f %8.0f  %s' % (
+            '%s %s' % (key, label), rates[key], rates[key] / rates['A'], result['gflops'][name],
+            t['OMP_NUM_THREADS'] or 'unset', t['omp_get_max_threads'], t['os_threads'],
+            t['cores_busy'], result['peak_rss_mb'][name],
+            ' '.join('%.2f' % x for x in result['times'][name])))
+    flops = result['flops_per_image']
+    peak = result['peak']
+    lines += ['',
+              'ratio A/B (project vs tutorial with MXNet defaults): %.2fx' % result['ratio'],
+              'ratio A/C (project vs tutorial with the project\'s threads): %.2fx'
+              % result['ratio_tuned'],
+              'generator sampling (batch %d, inference, hybridized): %.1f images/s'
+              % (s['sample_batch_size'], result['sample_images_per_s']),
+              'CachedBatchLoader from the uint8 cache: %.0f images/s'
+              % result['loader_images_per_s'],
+              'JPEG decoding without a cache (DataLoader, %d thread workers, %d images): '
+              '%.0f images/s' % (s['jpeg_num_workers'], s['jpeg_images'],
+                                 result['loader_jpeg_images_per_s']),
+              'FLOPs per training image: project %.3f GFLOP (%s), tutorial %.3f GFLOP (%s); '
+              'Fg %.3f, Fd %.3f GFLOP'
+              % (flops['project'] / 1e9, flops['formula']['project'], flops['reference'] / 1e9,
+                 flops['formula']['reference'], flops['generator_forward'] / 1e9,
+                 flops['discriminator_forward'] / 1e9)]
+    if peak['gflops']:
+        lines.append('fp32 peak (estimate): %.0f GFLOP/s = %s; achieved: A %.0f%%, B %.0f%%, '
+                     'C %.0f%%' % (peak['gflops'], peak['basis'],
+                                   100 * result['peak_fraction']['project'],
+                                   100 * result['peak_fraction']['reference_default'],
+                                   100 * result['peak_fraction']['reference_tuned']))
+    else:
+        lines.append('fp32 peak: %s' % peak['basis'])
+    lines.append('MXNet features: %s' % ', '.join(result['mxnet_features']))
+    lines.append('cpu count %d, usable cores %d; MXNET_ENGINE_TYPE %s; "busy" = CPU time / wall '
+                 'time of the worker during its timed runs'
+                 % (result['threads']['cpu_count'], result['threads']['usable_cores'],
+                    result['threads']['workers']['project']['MXNET_ENGINE_TYPE']))
+    lines += ['note: %s' % n for n in result['notes']]
+    lines.append('benchmark wall time: %.0f s' % result['wall_seconds'])
+    return '\n'.join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if args.worker == 'project':
+        if args.iterations is None:
+            sys.exit('error: --worker needs --iterations')
+        _project_worker(args)
+        return
+    result = run_benchmark(args, progress=lambda text: print(text, file=sys.stderr, flush=True))
+    print(format_report(result))
+    if args.json:
+        with open(args.json, 'w') as f:
+            json.dump(result, f, indent=2, sort_keys=True)
+        print('wrote %s' % args.json)
+
+
+if __name__ == '__main__':
+    main()
