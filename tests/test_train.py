@@ -314,3 +314,21 @@ def test_batchnorm_recalibration_sets_running_stats_to_the_batch_statistics():
     np.testing.assert_allclose(gen.features[1].running_var.data().asnumpy(),
                                first.var(axis=(0, 2, 3)), rtol=1e-3, atol=1e-6)
     assert gen.features[1]._kwargs['momentum'] == 0.9  # restored
+
+
+def test_generator_step_without_discriminator_weight_gradients_is_the_same_update():
+    from gluoncv_gan.estimator.gan_estimator import GANBatchProcessor
+    results = []
+    init = get_model('dcgan_lfw', nz=16, ngf=8, ndf=8)
+    for input_grad_only in (True, False):
+        est = small_estimator()
+        for dst, src in zip(est.net.collect_params().values(), init.collect_params().values()):
+            dst.set_data(src.data())
+        est.batch_processor = GANBatchProcessor(input_grad_only=input_grad_only)
+        est.fit(CachedBatchLoader(LFWSample(), 8, seed=0), total_iterations=2)
+        results.append(snapshot(est.net))
+    moved = snapshot(init)
+    for key in results[0]:
+        np.testing.assert_allclose(results[0][key], results[1][key], rtol=1e-5, atol=1e-7,
+                                   err_msg=key)
+    assert any(not np.allclose(results[0][k], moved[k]) for k in moved)

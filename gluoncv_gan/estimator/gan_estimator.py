@@ -33,7 +33,34 @@ class GANBatchProcessor(BatchProcessor):
 
     Both trainers step here, once each per iteration, so :class:`GANEstimator` drops the
     default ``GradientUpdateHandler`` that would step a trainer a second time.
+
+    Parameters
+    ----------
+    input_grad_only : bool, default True
+        In the generator step, backpropagate through the discriminator to its input only
+        (``autograd.grad`` with respect to the generated batch), so the discriminator's weight
+        gradients, which no update uses, are not computed; False runs a plain ``backward``.
     """
+
+    def __init__(self, input_grad_only=True):
+        super(GANBatchProcessor, self).__init__()
+        self.input_grad_only = input_grad_only
+
+    def _generator_backward(self, disc, objective, fake):
+        """Backpropagate ``g_loss(D(fake))`` into the generator's parameters."""
+        if not self.input_grad_only:
+            with autograd.record():
+                g_loss = [objective.g_loss(disc(f)) for f in fake]
+            autograd.backward(g_loss)
+            return g_loss
+        inputs = [f.detach() for f in fake]
+        for x in inputs:
+            x.attach_grad()
+        with autograd.record():
+            g_loss = [objective.g_loss(disc(x)) for x in inputs]
+        input_grads = autograd.grad(g_loss, inputs)
+        autograd.backward(fake, head_grads=input_grads)
+        return g_loss
 
     def fit_batch(self, estimator, train_batch, batch_axis=0):
         ctx = estimator.context
@@ -51,9 +78,7 @@ class GANBatchProcessor(BatchProcessor):
         autograd.backward(d_loss)
         estimator.trainer_d.step(batch_size)
 
-        with autograd.record():
-            g_loss = [objective.g_loss(disc(f)) for f in fake]
-        autograd.backward(g_loss)
+        g_loss = self._generator_backward(disc, objective, fake)
         estimator.trainer_g.step(batch_size)
         if estimator.ema is not None:
             estimator.ema.update()
