@@ -326,8 +326,8 @@ def test_generator_step_without_discriminator_weight_gradients_is_the_same_updat
             dst.set_data(src.data())
         est.batch_processor = GANBatchProcessor(input_grad_only=input_grad_only)
         est.fit(CachedBatchLoader(LFWSample(), 8, seed=0), total_iterations=2)
-        results.append(snapshot(est.net))
-    moved = snapshot(init)
+        results.append({k: v.data().asnumpy() for k, v in est.net._collect_params_with_prefix().items()})
+    moved = {k: v.data().asnumpy() for k, v in init._collect_params_with_prefix().items()}
     for key in results[0]:
         np.testing.assert_allclose(results[0][key], results[1][key], rtol=1e-5, atol=1e-7,
                                    err_msg=key)
