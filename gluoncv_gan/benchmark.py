@@ -2,7 +2,7 @@
 
 Example::
 
-    python -m gluoncv_gan.benchmark                          # about two minutes on 2 cores
+    python -m gluoncv_gan.benchmark                          # under two minutes on 2 cores
     python -m gluoncv_gan.benchmark --iters 10 --repeats 5 --json bench.json
     python -m gluoncv_gan.benchmark --data-dir ~/.mxnet/datasets/lfw --threads 4
 
@@ -68,7 +68,7 @@ def parse_args(argv=None):
     parser.add_argument('--iters', type=int, default=4, help='iterations per timed run')
     parser.add_argument('--repeats', type=int, default=5,
                         help='timed runs of each step (the median is reported)')
-    parser.add_argument('--warmup', type=int, default=2,
+    parser.add_argument('--warmup', type=int, default=1,
                         help='untimed iterations of each step before the timed runs')
     parser.add_argument('--threads', type=int, default=None,
                         help='OMP_NUM_THREADS of the project step and of the tuned reference '
@@ -155,23 +155,35 @@ def conv_macs(block, size):
     return rows
 
 
-def flops_per_image(nz=100, ngf=64, ndf=64, resolution=64):
+def flops_per_image(nz=100, ngf=64, ndf=64, resolution=64, input_grad_only=False):
     """Convolution FLOPs per training image of the project's step and of the tutorial's.
 
     Accounting (2 FLOPs per multiply-add; BatchNorm, activations, losses and the optimiser
     are left out, they are a few percent at most):
 
     - ``Fg``, ``Fd``: one forward pass of the generator and of the discriminator.
-    - A backward pass costs about twice its forward pass (gradient with respect to the
-      input and with respect to the weights, each about one forward). This is also counted
-      for the discriminator's first layer on real and on detached images, whose input
-      gradient is not needed, so the count is high by at most that layer's share (~1 %).
+    - A backward pass costs about twice its forward pass: the gradient with respect to the
+      input and the gradient with respect to the weights cost about one forward each. The
+      input gradient of the discriminator's first layer on real and on detached images is
+      not needed but is counted, so the count is high by at most that layer's share (~1 %).
     - Project: the generator runs once (``Fg``); the discriminator runs on the real batch,
       on the detached fake batch and on the fake batch again for the generator step
-      (``3 Fd``); all three discriminator passes are backpropagated (``6 Fd``), and the
-      generator once (``2 Fg``): ``3 Fg + 9 Fd``.
-    - Tutorial: the same plus a second generator forward pass in its generator step:
-      ``4 Fg + 9 Fd``.
+      (``3 Fd``). The discriminator step backpropagates two passes (``4 Fd``); the generator
+      step backpropagates through the discriminator (``2 Fd``, or ``1 Fd`` when the batch
+      processor asks for the input gradient only, ``input_grad_only``) and the generator
+      (``2 Fg``): ``3 Fg + 9 Fd`` (``3 Fg + 8 Fd``).
+    - Tutorial: its generator step runs the generator a second time and computes the
+      discriminator's weight gradients too: ``4 Fg + 9 Fd``.
+
+    Parameters
+    ----------
+    nz, ngf, ndf : int
+        Latent size and network widths.
+    resolution : int
+        Image size.
+    input_grad_only : bool
+        Whether the project's generator step skips the discriminator's weight gradients
+        (``GANBatchProcessor.input_grad_only``).
 
     Returns
     -------
@@ -184,9 +196,11 @@ def flops_per_image(nz=100, ngf=64, ndf=64, resolution=64):
     d_layers = conv_macs(DCGANDiscriminator(ndf, 3, resolution), resolution)
     fg = 2 * sum(m for _, m, _ in g_layers)
     fd = 2 * sum(m for _, m, _ in d_layers)
+    d_passes = 8 if input_grad_only else 9
     return {'generator_forward': fg, 'discriminator_forward': fd,
-            'project': 3 * fg + 9 * fd, 'reference': 4 * fg + 9 * fd,
-            'formula': {'project': '3 Fg + 9 Fd', 'reference': '4 Fg + 9 Fd'},
+            'project': 3 * fg + d_passes * fd, 'reference': 4 * fg + 9 * fd,
+            'formula': {'project': '3 Fg + %d Fd' % d_passes, 'reference': '4 Fg + 9 Fd'},
+            'input_grad_only': bool(input_grad_only),
             'layers': {'generator': [[n, m] for n, m, _ in g_layers],
                        'discriminator': [[n, m] for n, m, _ in d_layers]}}
 
@@ -436,6 +450,8 @@ def _project_worker(args):
                  'pre_import': {'gluoncv_gan_imported': True,
                                 'OMP_NUM_THREADS': os.environ.get('OMP_NUM_THREADS')},
                  'num_images': len(dataset), 'log_interval': config['log_interval'],
+                 'input_grad_only': bool(getattr(estimator.batch_processor, 'input_grad_only',
+                                                 False)),
                  'sample_interval': config['sample_interval'],
                  'checkpoint_interval': config['checkpoint_interval']}
         gate = _gate_class()(stream, {'sample': sample, 'loader': loader, 'jpeg': jpeg},
@@ -641,7 +657,8 @@ def run_benchmark(args, progress=None):
             worker.kill()
         shutil.rmtree(workdir, ignore_errors=True)
 
-    flops = flops_per_image(config['nz'], config['ngf'], config['ndf'], config['image_size'])
+    flops = flops_per_image(config['nz'], config['ngf'], config['ndf'], config['image_size'],
+                            input_grad_only=ready['A']['input_grad_only'])
     images = args.batch_size * args.iters
     rates = {key: _median_rate(runs[key], images) for key, _, _ in WORKERS}
     per_image = {'A': flops['project'], 'B': flops['reference'], 'C': flops['reference']}

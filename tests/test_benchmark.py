@@ -1,0 +1,144 @@
+"""The tutorial reference step computes what the project's step computes; the benchmark CLI runs."""
+import json
+import os
+import subprocess
+import sys
+
+import mxnet as mx
+import numpy as np
+
+from gluoncv_gan import benchmark, reference
+from gluoncv_gan.data import LFWSample
+from gluoncv_gan.data.loader import CachedBatchLoader
+from gluoncv_gan.estimator import GANEstimator, latent_batch
+from gluoncv_gan.loss import VanillaGANLoss
+from gluoncv_gan.model_zoo import get_model
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NZ, NGF, NDF, BATCH, SEED = 16, 8, 8, 8, 5
+
+
+def learnable(block):
+    return [p for p in block.collect_params().values() if p.grad_req != 'null']
+
+
+def running_stats(block):
+    return [p.data().asnumpy() for p in block.collect_params().values() if p.grad_req == 'null']
+
+
+def record_gradients(trainer, params, log):
+    """Make ``trainer.step`` record the gradients it is about to apply."""
+    original = trainer.step
+
+    def step(*args, **kwargs):
+        log.append([p.grad().asnumpy().copy() for p in params])
+        return original(*args, **kwargs)
+    trainer.step = step
+
+
+def assert_close_lists(actual, expected, what):
+    assert len(actual) == len(expected) > 0
+    for i, (a, e) in enumerate(zip(actual, expected)):
+        scale = max(np.abs(e).max(), 1e-12)
+        assert np.abs(a - e).max() <= 1e-4 * scale + 1e-7, '%s #%d differs' % (what, i)
+
+
+def test_project_step_matches_the_tutorial_step():
+    """Same parameters, real batch and latent batch: same losses, gradients and updates.
+
+    Gradients are compared as each trainer is about to step (D's after the discriminator step,
+    G's after the generator step), and all parameters after each of two whole iterations.
+    """
+    net = get_model('dcgan_lfw', nz=NZ, ngf=NGF, ndf=NDF)
+    net.generator.hybridize(static_alloc=True, static_shape=True)  # as the training script
+    net.discriminator.hybridize(static_alloc=True, static_shape=True)
+    opts = {'learning_rate': 2e-4, 'beta1': 0.5}
+    trainer_g = mx.gluon.Trainer(net.generator.collect_params(), 'adam', dict(opts))
+    trainer_d = mx.gluon.Trainer(net.discriminator.collect_params(), 'adam', dict(opts))
+    est = GANEstimator(net, VanillaGANLoss(), trainer_g, trainer_d, context=mx.cpu(), seed=SEED)
+
+    net_g, net_d = reference.build_generator(NZ, NGF), reference.build_discriminator(NDF)
+    net_g.initialize(mx.init.Normal(0.02))
+    net_d.initialize(mx.init.Normal(0.02))
+    reference.copy_parameters(net.generator, net_g)
+    reference.copy_parameters(net.discriminator, net_d)
+    tutorial = reference.TutorialTrainer(nz=NZ, netG=net_g, netD=net_d)
+
+    grads = {key: [] for key in ('pg', 'pd', 'rg', 'rd')}
+    record_gradients(trainer_g, learnable(net.generator), grads['pg'])
+    record_gradients(trainer_d, learnable(net.discriminator), grads['pd'])
+    record_gradients(tutorial.trainerG, learnable(net_g), grads['rg'])
+    record_gradients(tutorial.trainerD, learnable(net_d), grads['rd'])
+
+    loader = CachedBatchLoader(LFWSample(), BATCH, seed=0)
+    for iteration in range(2):
+        batch = loader.batch(0, iteration)
+        _, _, out, _ = est.batch_processor.fit_batch(est, batch)
+        z = latent_batch(SEED, iteration, BATCH, NZ)  # the latent batch the project drew
+        err_d, err_g = tutorial.step(batch[0], latent_z=z)
+        assert_close_lists([out.d_loss[0].asnumpy()], [err_d.asnumpy()], 'D loss')
+        assert_close_lists([out.g_loss[0].asnumpy()], [err_g.asnumpy()], 'G loss')
+        assert_close_lists(grads['pd'][iteration], grads['rd'][iteration], 'D gradient')
+        assert_close_lists(grads['pg'][iteration], grads['rg'][iteration], 'G gradient')
+        assert all(np.abs(g).max() > 0 for g in grads['pd'][iteration] + grads['pg'][iteration])
+        # BatchNorm running statistics agree too, the generator's included: MXNet 1.9.1
+        # updates them in the backward pass, not the forward pass, and the tutorial's first
+        # generator pass (under fake.detach()) is never backpropagated, so in both steps G's
+        # statistics take one update per iteration and D's three.
+        for mine, theirs in ((net.generator, net_g), (net.discriminator, net_d)):
+            assert_close_lists(running_stats(mine), running_stats(theirs), 'running statistic')
+            assert all(np.abs(m).max() > 0 for m in running_stats(mine)[0::2])
+        for mine, theirs in ((net.generator, net_g), (net.discriminator, net_d)):
+            assert_close_lists([p.data().asnumpy() for p in learnable(mine)],
+                               [p.data().asnumpy() for p in learnable(theirs)],
+                               'updated parameter')
+
+
+def test_flop_count_of_the_tutorial_networks():
+    flops = benchmark.flops_per_image()
+    g = [100 * 512 * 16, 16 * 512 * 256 * 16, 64 * 256 * 128 * 16, 256 * 128 * 64 * 16,
+         1024 * 64 * 3 * 16]
+    d = [1024 * 64 * 3 * 16, 256 * 128 * 64 * 16, 64 * 256 * 128 * 16, 16 * 512 * 256 * 16,
+         512 * 16]
+    assert [m for _, m in flops['layers']['generator']] == g
+    assert [m for _, m in flops['layers']['discriminator']] == d
+    fg, fd = 2 * sum(g), 2 * sum(d)
+    assert flops['project'] == 3 * fg + 9 * fd
+    assert flops['reference'] == 4 * fg + 9 * fd
+    # a generator step that skips D's weight gradients saves one D forward's worth
+    assert benchmark.flops_per_image(input_grad_only=True)['project'] == 3 * fg + 8 * fd
+
+
+def test_benchmark_cli_smoke(tmp_path):
+    out = tmp_path / 'bench.json'
+    cmd = [sys.executable, '-m', 'gluoncv_gan.benchmark', '--batch-size', '8', '--iters', '1',
+           '--repeats', '1', '--warmup', '0', '--threads', '2', '--sample-batch-size', '8',
+           '--sample-batches', '1', '--loader-batches', '2', '--jpeg-images', '16',
+           '--json', str(out)]
+    run = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         universal_newlines=True, timeout=300)
+    assert run.returncode == 0, run.stdout
+    assert 'samples/s' in run.stdout
+    result = json.loads(out.read_text())
+    # a fresh MXNET_HOME has no prepared LFW: the bundled sample is used, with a note
+    assert result['settings']['dataset'] == 'lfw_sample'
+    assert any('lfw_sample' in note for note in result['notes'])
+    for key in ('train_samples_per_s', 'reference_samples_per_s',
+                'reference_tuned_samples_per_s', 'ratio', 'ratio_tuned', 'sample_images_per_s',
+                'loader_images_per_s', 'loader_jpeg_images_per_s'):
+        assert result[key] > 0, key
+    names = ('project', 'reference_default', 'reference_tuned')
+    for name in names:
+        assert result['peak_rss_mb'][name] > 0
+        assert result['gflops'][name] > 0
+        assert len(result['times'][name]) == 1 and result['times'][name][0] > 0
+    assert result['flops_per_image']['reference'] > result['flops_per_image']['project'] > 0
+    workers = result['threads']['workers']
+    assert workers['reference_default']['OMP_NUM_THREADS'] is None
+    assert workers['reference_default']['gluoncv_gan_imported'] is False
+    assert workers['reference_default']['pre_import']['mxnet_already_imported'] is False
+    assert workers['project']['OMP_NUM_THREADS'] == '2'
+    assert workers['reference_tuned']['OMP_NUM_THREADS'] == '2'
+    assert result['threads']['cpu_count'] >= 1
+    assert result['mxnet_features'] and all(isinstance(f, str) for f in result['mxnet_features'])
+    assert result['settings']['batch_size'] == 8
