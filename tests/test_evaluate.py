@@ -153,7 +153,9 @@ def run_net(run, ema=False):
     """The narrow pair of the tiny run, loaded by hand (the EMA generator with ``ema``)."""
     net = get_model('dcgan_lfw', **SMALL)
     if ema:
+        from gluoncv_gan.estimator.ema import recalibrate_batchnorm
         net.generator.load_parameters(os.path.join(run, 'generator_ema.params'))
+        recalibrate_batchnorm(net.generator, net.nz)
     else:
         net.load_parameters(os.path.join(run, 'model.params'))
     return net
