@@ -37,7 +37,7 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.11,<3.12',
     packages=find_packages(include=['gluoncv_gan', 'gluoncv_gan.*']),
-    package_data={'gluoncv_gan': ['data/lfw_sample/*/*/*.jpg']},
+    package_data={'gluoncv_gan': ['data/lfw_sample/*/*/*.jpg', 'model_zoo/weights/*.zip']},
     install_requires=INSTALL_REQUIRES,
     extras_require={'test': ['pytest>=7', 'pytest-timeout>=2.1']},
     entry_points={'console_scripts': [

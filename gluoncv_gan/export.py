@@ -33,6 +33,39 @@ __all__ = ['choose_checkpoint', 'build_pair', 'export_pair', 'main']
 logger = logging.getLogger(__name__)
 
 
+def epoch_checkpoints(path, count):
+    """The ``count`` newest epoch-end checkpoints of a run (or of a folder of checkpoints)."""
+    from .estimator.checkpoint import list_checkpoints
+    folder = os.path.join(path, 'checkpoints')
+    found = list_checkpoints(folder if os.path.isdir(folder) else path)
+    ends = [ckpt for _, ckpt in found if read_state(ckpt)['batch'] == 0]
+    if len(ends) < count:
+        raise FileNotFoundError('%s has %d epoch-end checkpoints, fewer than --average %d: train '
+                                'with keep_checkpoints >= %d and checkpoint_interval 0'
+                                % (path, len(ends), count, count))
+    return ends[-count:]
+
+
+def average_generator(net, checkpoints, ctx=None):
+    """Set ``net.generator`` to the mean of the raw generators of ``checkpoints``.
+
+    Trainable weights are averaged; BatchNorm statistics are then recalibrated for them.
+    """
+    from .estimator.ema import recalibrate_batchnorm
+    params = net.generator._collect_params_with_prefix()
+    sums = {}
+    for ckpt in checkpoints:
+        loaded = mx.nd.load(os.path.join(ckpt, 'model.params'))
+        for key, param in params.items():
+            if param.grad_req != 'null':
+                value = loaded['generator.' + key].astype('float32')
+                sums[key] = value if key not in sums else sums[key] + value
+    for key, total in sums.items():
+        params[key].set_data(total / len(checkpoints))
+    recalibrate_batchnorm(net.generator, net.nz, ctx=ctx)
+    return net
+
+
 def choose_checkpoint(path):
     """The checkpoint to export: ``path`` itself, its run's best by SWD, or its latest.
 
@@ -113,6 +146,9 @@ def parse_args(argv=None):
                         help='model-zoo name (default: the run\'s model)')
     parser.add_argument('--no-ema', action='store_true',
                         help='export the raw generator even when the run kept a moving average')
+    parser.add_argument('--average', type=int, default=0, metavar='K',
+                        help='publish the mean of the raw generators of the K newest epoch-end '
+                             'checkpoints (BatchNorm recalibrated) with the newest discriminator')
     parser.add_argument('--dtype', default='float16', choices=['float16', 'float32'],
                         help='storage type of the published weights')
     parser.add_argument('--out-dir', default='.', help='where the .params and .zip go')
@@ -123,10 +159,15 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     args = parse_args(argv)
     try:
-        checkpoint = choose_checkpoint(args.path)
+        averaged = epoch_checkpoints(args.path, args.average) if args.average else None
+        checkpoint = averaged[-1] if averaged else choose_checkpoint(args.path)
     except FileNotFoundError as err:
         sys.exit('error: %s' % err)
-    net, used_ema, config = build_pair(checkpoint, args.name, ema=not args.no_ema)
+    net, used_ema, config = build_pair(checkpoint, args.name,
+                                       ema=not args.no_ema and not averaged)
+    if averaged:
+        average_generator(net, averaged)
+        logger.info('Generator: the mean of %s', ', '.join(os.path.basename(c) for c in averaged))
     name = args.name or config['model']
     default = get_model(name, pretrained=False)
     if (config['nz'], config['ngf'], config['ndf']) != (default.nz, default.generator.ngf,
@@ -138,8 +179,8 @@ def main(argv=None):
     sha1, zip_path = export_pair(net, name, args.out_dir, args.dtype)
     params_path = zip_path[:-4] + '.params'
     max_diff, mean_diff = sample_difference(net, params_path, name, config)
-    logger.info('Exported %s (%s generator, %s) from %s', name,
-                'moving-average' if used_ema else 'raw', args.dtype, checkpoint)
+    kind = 'averaged' if averaged else 'moving-average' if used_ema else 'raw'
+    logger.info('Exported %s (%s generator, %s) from %s', name, kind, args.dtype, checkpoint)
     logger.info('  %s (%.1f MB), %s (%.1f MB)', params_path, os.path.getsize(params_path) / 1e6,
                 zip_path, os.path.getsize(zip_path) / 1e6)
     logger.info('  samples vs the float32 checkpoint: max |diff| %.2e, mean |diff| %.2e '

@@ -227,7 +227,7 @@ def test_wrong_dtype_npy_names_the_expected_layout(tmp_path, capsys):
 
 
 def test_pretrained_exits_saying_no_weights_are_published(capsys):
-    assert 'dcgan_lfw' not in pretrained_model_list(), \
+    assert 'dcgan_lfw_128' not in pretrained_model_list(), \
         'weights are published now: test --pretrained against them instead'
-    message = exit_message(['dcgan_lfw', '--pretrained', '--num-samples', str(NUM)], capsys)
+    message = exit_message(['dcgan_lfw_128', '--pretrained', '--num-samples', str(NUM)], capsys)
     assert message.startswith('error: No pretrained weights are published for')

@@ -121,6 +121,24 @@ def test_unknown_name_lists_what_exists():
     assert get_model_list() == sorted(get_model_list())
 
 
-def test_pretrained_fails_clearly_until_published():
-    with pytest.raises(ValueError, match='No pretrained weights are published'):
-        get_model('dcgan_lfw', pretrained=True)
+def test_unpublished_pretrained_fails_clearly():
+    with pytest.raises(ValueError, match="No pretrained weights are published for 'dcgan_lfw_128'"):
+        get_model('dcgan_lfw_128', pretrained=True)
+
+
+def test_pretrained_dcgan_lfw_loads_from_a_fresh_cache_without_network(mxnet_home, monkeypatch):
+    from gluoncv_gan.model_zoo import model_store
+    monkeypatch.delenv(model_store.REPO_ENV, raising=False)  # no mirror: the shipped copy only
+    assert not (mxnet_home / 'models').exists()
+    net = get_model('dcgan_lfw', pretrained=True)
+    cached = [p.name for p in (mxnet_home / 'models').iterdir()]
+    assert cached == ['dcgan_lfw-%s.params' % model_store.short_hash('dcgan_lfw')]
+    faces = net.generate(16, seed=0)
+    assert faces.shape == (16, 3, 64, 64) and faces.dtype == np.float32
+    values = faces.asnumpy()
+    assert values.std() > 0.2  # real images, not a constant
+    # every parameter was loaded as float32 (the file stores float16)
+    assert all(p.data().dtype == np.float32 for p in net.collect_params().values())
+    # the same latents give the same faces from the cached copy
+    again = get_model('dcgan_lfw', pretrained=True)
+    np.testing.assert_array_equal(again.generate(16, seed=0).asnumpy(), values)

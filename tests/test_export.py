@@ -1,0 +1,52 @@
+"""Export of a run: the averaged generator of its last epoch-end checkpoints."""
+import os
+
+import mxnet as mx
+import numpy as np
+import pytest
+
+from gluoncv_gan import export, train
+from gluoncv_gan.estimator.checkpoint import list_checkpoints
+
+
+@pytest.fixture(scope='module')
+def run(tmp_path_factory):
+    folder = tmp_path_factory.mktemp('export_run') / 'run'
+    home = tmp_path_factory.mktemp('export_home')
+    old = os.environ.get('MXNET_HOME')
+    os.environ['MXNET_HOME'] = str(home)
+    try:
+        train.main(['--dataset', 'lfw_sample', '--batch-size', '16', '--ngf', '8', '--ndf', '8',
+                    '--nz', '16', '--epochs', '3', '--checkpoint-interval', '7',
+                    '--keep-checkpoints', '10', '--save-dir', str(folder)])
+    finally:
+        if old is None:
+            os.environ.pop('MXNET_HOME')
+        else:
+            os.environ['MXNET_HOME'] = old
+    return str(folder)
+
+
+def test_average_uses_the_newest_epoch_end_checkpoints(run, tmp_path):
+    ends = export.epoch_checkpoints(run, 2)
+    per_epoch = 300 // 16
+    assert [os.path.basename(c) for c in ends] == ['iter-%08d' % (per_epoch * e) for e in (2, 3)]
+    assert len(list_checkpoints(os.path.join(run, 'checkpoints'))) > 3  # mid-epoch ones skipped
+    sha1, zip_path = export.main([run, '--average', '2', '--out-dir', str(tmp_path),
+                                  '--dtype', 'float32'])
+    published = mx.nd.load(zip_path[:-4] + '.params')
+    key = 'generator.features.0.weight'
+    expected = np.mean([mx.nd.load(os.path.join(c, 'model.params'))[key].asnumpy()
+                        for c in ends], axis=0)
+    np.testing.assert_allclose(published[key].asnumpy(), expected, rtol=1e-6, atol=1e-7)
+    newest = mx.nd.load(os.path.join(ends[-1], 'model.params'))
+    d_key = 'discriminator.output.weight'
+    np.testing.assert_array_equal(published[d_key].asnumpy(), newest[d_key].asnumpy())
+    # BatchNorm statistics were recalibrated for the averaged weights, not copied
+    rv = 'generator.features.1.running_var'
+    assert not np.allclose(published[rv].asnumpy(), newest[rv].asnumpy())
+
+
+def test_average_needs_enough_epoch_end_checkpoints(run, tmp_path):
+    with pytest.raises(SystemExit, match='fewer than --average 9'):
+        export.main([run, '--average', '9', '--out-dir', str(tmp_path)])
