@@ -25,6 +25,9 @@ def _configure_threads():
     os.environ.setdefault('OMP_NUM_THREADS', str(cores))
 
 
+# what the user chose, before _configure_threads: gluoncv_gan.launch shares cores among workers
+# only when this is None
+USER_OMP_NUM_THREADS = os.environ.get('OMP_NUM_THREADS')
 _configure_threads()
 
 from . import model_zoo  # noqa: E402

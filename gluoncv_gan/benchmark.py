@@ -26,14 +26,18 @@ B. ``reference (MXNet defaults)``: :mod:`gluoncv_gan.reference`, the tutorial's 
    reports what it saw before importing MXNet and what the OpenMP runtime then uses; the
    benchmark stops if ``gluoncv_gan`` was imported or a thread variable was set.
 C. ``reference (project threads)``: the same worker with A's ``OMP_NUM_THREADS``.
+D. (with ``--amp`` only) ``project with --amp``: worker A's step with bfloat16 convolutions
+   (:mod:`gluoncv_gan.utils.amp`; the nets run imperatively there).
 
 The project worker also measures generator sampling (inference mode, hybridized, batches of
 256), :class:`CachedBatchLoader` throughput and JPEG decoding without a cache (the dataset with
 ``use_cache=False`` through a gluon ``DataLoader``), and every worker reports its peak resident
 memory (``ru_maxrss``) after its last timed run.
 
-FLOPs are counted analytically (see :func:`flops_per_image`) and turned into achieved GFLOP/s;
-the machine's fp32 peak is estimated from ``/proc/cpuinfo`` (see :func:`estimate_peak`).
+FLOPs are counted analytically (see :func:`flops_per_image`) and turned into achieved GFLOP/s,
+compared with the machine's nominal fp32 peak estimated from ``/proc/cpuinfo`` (see
+:func:`estimate_peak`; base clock, so a CPU in turbo can exceed it) and with a measured
+ceiling, the rate of a large fp32 matrix product in worker A (see :func:`measure_gemm`).
 """
 import argparse
 import json
@@ -54,6 +58,7 @@ __all__ = ['parse_args', 'conv_macs', 'flops_per_image', 'estimate_peak', 'run_b
 WORKERS = (('A', 'project', 'project: estimator + handlers'),
            ('B', 'reference_default', 'tutorial step, MXNet defaults'),
            ('C', 'reference_tuned', 'tutorial step, project threads'))
+AMP_WORKER = ('D', 'project_amp', 'project with --amp (bfloat16)')
 # Runs gluoncv_gan/reference.py as a plain file: the package __init__ is never imported.
 BOOTSTRAP = ("import runpy, sys; path = sys.argv[1]; sys.argv = sys.argv[1:]; "
              "runpy.run_path(path, run_name='__main__')")
@@ -89,9 +94,15 @@ def parse_args(argv=None):
                         help='images decoded from JPEG without a cache')
     parser.add_argument('--seed', type=int, default=0, help='random seed')
     parser.add_argument('--json', default=None, help='write the results to this JSON file')
+    parser.add_argument('--amp', action='store_true',
+                        help='also time the project step with --amp (bfloat16 convolutions), '
+                             'as a fourth worker D in the same interleaved runs')
+    parser.add_argument('--gemm-size', type=int, default=2048,
+                        help='matrix size of the fp32 GEMM that measures the achievable peak')
     # internal: run as the project's benchmark worker
     parser.add_argument('--worker', default=None, choices=['project'], help=argparse.SUPPRESS)
     parser.add_argument('--iterations', type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument('--worker-amp', action='store_true', help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     for name in ('batch_size', 'iters', 'repeats', 'sample_batch_size', 'sample_batches',
                  'loader_batches', 'jpeg_images'):
@@ -203,6 +214,27 @@ def flops_per_image(nz=100, ngf=64, ndf=64, resolution=64, input_grad_only=False
             'input_grad_only': bool(input_grad_only),
             'layers': {'generator': [[n, m] for n, m, _ in g_layers],
                        'discriminator': [[n, m] for n, m, _ in d_layers]}}
+
+
+def measure_gemm(repeats, ctx=None, size=2048):
+    """Achievable fp32 rate: GFLOP/s of a ``size`` x ``size`` matrix product (``mx.nd.dot``).
+
+    A measured ceiling beside the nominal peak of :func:`estimate_peak`, which cannot see the
+    turbo clock of a virtual machine. The best of ``repeats`` timed products is kept.
+    """
+    import mxnet as mx
+    ctx = ctx or mx.cpu()
+    a = mx.nd.random.uniform(shape=(size, size), ctx=ctx)
+    b = mx.nd.random.uniform(shape=(size, size), ctx=ctx)
+    mx.nd.dot(a, b).wait_to_read()
+    best = None
+    for _ in range(max(1, repeats)):
+        started = time.perf_counter()
+        mx.nd.dot(a, b).wait_to_read()
+        elapsed = time.perf_counter() - started
+        best = elapsed if best is None else min(best, elapsed)
+    return {'size': size, 'seconds': best,
+            'gflops': 2.0 * size ** 3 / best / 1e9}
 
 
 def _cpuinfo():
@@ -393,7 +425,7 @@ def _project_worker(args):
         config = load_config(None, {
             'dataset': args.dataset, 'data_dir': args.data_dir, 'batch_size': args.batch_size,
             'seed': args.seed, 'iterations': total, 'sample_interval': total,
-            'checkpoint_interval': total})
+            'checkpoint_interval': total, 'amp': bool(args.worker_amp)})
         logger = train_script.setup_logging(os.path.join(save_dir, 'train.log'))
         ctx = train_script.contexts(config['gpus'])
         dataset = train_script.build_dataset(config)
@@ -402,6 +434,9 @@ def _project_worker(args):
         estimator = GANEstimator(net, get_objective(config['loss']), trainer_g, trainer_d,
                                  context=ctx, seed=config['seed'])
         state = {}
+
+        def gemm(n):
+            return measure_gemm(n, ctx[0], size=args.gemm_size)
 
         def sample(n):
             if 'generator' not in state:
@@ -454,7 +489,8 @@ def _project_worker(args):
                                                  False)),
                  'sample_interval': config['sample_interval'],
                  'checkpoint_interval': config['checkpoint_interval']}
-        gate = _gate_class()(stream, {'sample': sample, 'loader': loader, 'jpeg': jpeg},
+        gate = _gate_class()(stream, {'sample': sample, 'loader': loader, 'jpeg': jpeg,
+                                      'gemm': gemm},
                      config['log_interval'], ready)
         data = _gated_loader_class()(dataset, config['batch_size'], config['seed'], total, gate)
         # the handlers of gluoncv_gan.train.train, built the same way
@@ -617,7 +653,8 @@ def run_benchmark(args, progress=None):
     project_cmd = [sys.executable, '-m', 'gluoncv_gan.benchmark', '--worker', 'project',
                    '--dataset', dataset_name, '--batch-size', str(args.batch_size),
                    '--seed', str(args.seed), '--iterations', str(planned),
-                   '--sample-batch-size', str(args.sample_batch_size)]
+                   '--sample-batch-size', str(args.sample_batch_size),
+                   '--gemm-size', str(args.gemm_size)]
     if data_dir:
         project_cmd += ['--data-dir', os.path.abspath(os.path.expanduser(data_dir))]
     reference_cmd = [sys.executable, '-c', BOOTSTRAP, os.path.abspath(ref.__file__), '--worker',
@@ -626,31 +663,35 @@ def run_benchmark(args, progress=None):
     workdir = tempfile.mkdtemp(prefix='gluoncv-gan-benchmark-')
     specs = {'A': (project_cmd, tuned_env, package_parent),
              'B': (reference_cmd, default_env, workdir),
-             'C': (reference_cmd, tuned_env, workdir)}
-    workers, ready, runs, final = {}, {}, {k: [] for k, _, _ in WORKERS}, {}
+             'C': (reference_cmd, tuned_env, workdir),
+             'D': (project_cmd + ['--worker-amp'], tuned_env, package_parent)}
+    timed = WORKERS + ((AMP_WORKER,) if args.amp else ())
+    workers, ready, runs, final = {}, {}, {k: [] for k, _, _ in timed}, {}
     extras = {}
     try:
-        for key, _, label in WORKERS:
+        for key, _, label in timed:
             progress('Starting worker %s (%s)' % (key, label))
             command, env, cwd = specs[key]
             workers[key] = _Worker(key, command, env, cwd, os.path.join(workdir, key + '.log'))
             ready[key] = workers[key].read()
         _check_threads(ready, threads)
         if args.warmup:
-            for key, _, _ in WORKERS:
+            for key, _, _ in timed:
                 progress('Warm-up of %s: %d iterations' % (key, args.warmup))
                 runs_warm = workers[key].ask('run %d' % args.warmup)
                 ready[key]['warmup'] = runs_warm
         for repeat in range(args.repeats):
-            for key, _, _ in WORKERS:
+            for key, _, _ in timed:
                 runs[key].append(workers[key].ask('run %d' % args.iters))
             progress('Repeat %d/%d: %s' % (repeat + 1, args.repeats, ', '.join(
-                '%s %.2f s' % (k, runs[k][-1]['elapsed']) for k, _, _ in WORKERS)))
+                '%s %.2f s' % (k, runs[k][-1]['elapsed']) for k, _, _ in timed)))
         progress('Sampling, cached loader and JPEG decoding (in worker A)')
         extras['sample'] = workers['A'].ask('sample %d' % args.sample_batches)
         extras['loader'] = workers['A'].ask('loader %d' % args.loader_batches)
         extras['jpeg'] = workers['A'].ask('jpeg %d' % args.jpeg_images)
-        for key, _, _ in WORKERS:
+        progress('fp32 GEMM %dx%d (in worker A)' % (args.gemm_size, args.gemm_size))
+        extras['gemm'] = workers['A'].ask('gemm 5')
+        for key, _, _ in timed:
             final[key] = workers[key].close()
     finally:
         for worker in workers.values():
@@ -660,9 +701,10 @@ def run_benchmark(args, progress=None):
     flops = flops_per_image(config['nz'], config['ngf'], config['ndf'], config['image_size'],
                             input_grad_only=ready['A']['input_grad_only'])
     images = args.batch_size * args.iters
-    rates = {key: _median_rate(runs[key], images) for key, _, _ in WORKERS}
-    per_image = {'A': flops['project'], 'B': flops['reference'], 'C': flops['reference']}
-    gflops = {name: rates[key] * per_image[key] / 1e9 for key, name, _ in WORKERS}
+    rates = {key: _median_rate(runs[key], images) for key, _, _ in timed}
+    per_image = {'A': flops['project'], 'B': flops['reference'], 'C': flops['reference'],
+                 'D': flops['project']}
+    gflops = {name: rates[key] * per_image[key] / 1e9 for key, name, _ in timed}
     peak = estimate_peak()
     features = sorted(ready['A']['threads']['mxnet_features'])
     notes.append('A: sample and checkpoint intervals are %d iterations, more than the %d the '
@@ -685,7 +727,7 @@ def run_benchmark(args, progress=None):
         'sample_images_per_s': extras['sample']['images'] / extras['sample']['elapsed'],
         'loader_images_per_s': extras['loader']['images'] / extras['loader']['elapsed'],
         'loader_jpeg_images_per_s': extras['jpeg']['images'] / extras['jpeg']['elapsed'],
-        'peak_rss_mb': {name: runs[key][-1]['maxrss_kb'] / 1024.0 for key, name, _ in WORKERS},
+        'peak_rss_mb': {name: runs[key][-1]['maxrss_kb'] / 1024.0 for key, name, _ in timed},
         'threads': {
             'cpu_count': os.cpu_count(), 'usable_cores': usable_cores(),
             'workers': {name: {
@@ -696,13 +738,15 @@ def run_benchmark(args, progress=None):
                 'os_threads': runs[key][-1]['os_threads'],
                 'cores_busy': statistics.median(r['cpu'] / r['elapsed'] for r in runs[key]),
                 'gluoncv_gan_imported': ready[key]['threads']['gluoncv_gan_imported'],
-                'pre_import': ready[key]['pre_import']} for key, name, _ in WORKERS}},
+                'pre_import': ready[key]['pre_import']} for key, name, _ in timed}},
         'mxnet_features': features,
         'flops_per_image': flops,
         'gflops': gflops,
         'peak': peak,
         'peak_fraction': {name: (g / peak['gflops'] if peak['gflops'] else None)
                           for name, g in gflops.items()},
+        'gemm_gflops': extras['gemm']['gflops'],
+        'gemm_fraction': {name: g / extras['gemm']['gflops'] for name, g in gflops.items()},
         'settings': {'batch_size': args.batch_size, 'image_size': config['image_size'],
                      'iters': args.iters, 'repeats': args.repeats, 'warmup': args.warmup,
                      'threads': threads, 'dataset': dataset_name,
@@ -713,16 +757,20 @@ def run_benchmark(args, progress=None):
                      'loader_batches': args.loader_batches,
                      'jpeg_images': extras['jpeg']['images'],
                      'jpeg_num_workers': extras['jpeg']['num_workers'],
-                     'order': 'interleaved ' + ' '.join(k for k, _, _ in WORKERS) + ' per repeat'},
-        'times': {name: [r['elapsed'] for r in runs[key]] for key, name, _ in WORKERS},
-        'runs': {name: runs[key] for key, name, _ in WORKERS},
+                     'order': 'interleaved ' + ' '.join(k for k, _, _ in timed) + ' per repeat',
+                     'workers': [list(w) for w in timed], 'gemm_size': args.gemm_size},
+        'times': {name: [r['elapsed'] for r in runs[key]] for key, name, _ in timed},
+        'runs': {name: runs[key] for key, name, _ in timed},
         'warmup_times': {name: ready[key].get('warmup', {}).get('elapsed')
-                         for key, name, _ in WORKERS},
+                         for key, name, _ in timed},
         'extras': extras,
-        'final_maxrss_mb': {name: final[key]['maxrss_kb'] / 1024.0 for key, name, _ in WORKERS},
+        'final_maxrss_mb': {name: final[key]['maxrss_kb'] / 1024.0 for key, name, _ in timed},
         'notes': notes,
         'wall_seconds': time.time() - began,
     }
+    if args.amp:
+        result['amp_samples_per_s'] = rates['D']
+        result['ratio_amp'] = rates['D'] / rates['A']
     return result
 
 
@@ -747,8 +795,8 @@ def format_report(result):
         'times (s)')
     lines += [header, '-' * len(header)]
     rates = {'A': result['train_samples_per_s'], 'B': result['reference_samples_per_s'],
-             'C': result['reference_tuned_samples_per_s']}
-    for key, name, label in WORKERS:
+             'C': result['reference_tuned_samples_per_s'], 'D': result.get('amp_samples_per_s')}
+    for key, name, label in [tuple(w) for w in s.get('workers', WORKERS)]:
         t = result['threads']['workers'][name]
         lines.append('%-34s %9.2f %7.2f %8.1f %6s %7s %6s %7.2f %8.0f  %s' % (
             '%s %s' % (key, label), rates[key], rates[key] / rates['A'], result['gflops'][name],
@@ -781,6 +829,15 @@ def format_report(result):
                                    100 * result['peak_fraction']['reference_tuned']))
     else:
         lines.append('fp32 peak: %s' % peak['basis'])
+    if result.get('gemm_gflops'):
+        lines.append('measured fp32 GEMM (mx.nd.dot %dx%d, best of 5): %.0f GFLOP/s; achieved: '
+                     'A %.0f%%, C %.0f%% of it'
+                     % (s['gemm_size'], s['gemm_size'], result['gemm_gflops'],
+                        100 * result['gemm_fraction']['project'],
+                        100 * result['gemm_fraction']['reference_tuned']))
+    if result.get('amp_samples_per_s'):
+        lines.append('--amp (bfloat16 convolutions, imperative nets): %.2f samples/s, %.2fx the '
+                     'fp32 project step' % (result['amp_samples_per_s'], result['ratio_amp']))
     lines.append('MXNet features: %s' % ', '.join(result['mxnet_features']))
     lines.append('cpu count %d, usable cores %d; MXNET_ENGINE_TYPE %s; "busy" = CPU time / wall '
                  'time of the worker during its timed runs'

@@ -8,12 +8,24 @@ objective does:
 - ``g_loss(fake_out)``: per-sample loss of the generator, given the discriminator's raw outputs on
   generated images.
 
-``prob(out)`` maps raw outputs to the "probability of real" shown in logs, and
-``is_real(out)`` decides real vs fake for the accuracy metrics.
+``prob(out)`` maps raw outputs to the score of "real" shown in logs (a probability for the
+cross-entropy objectives, the raw output for the others), and ``is_real(out)`` decides real vs
+fake for the accuracy metrics.
+
+Objectives (``loss`` config key, ``--loss`` flag; formulas in docs/recipes.md):
+
+- ``vanilla``: sigmoid cross-entropy, non-saturating generator loss (the tutorial's);
+- ``minimax``: the same discriminator, the original saturating generator loss
+  ``log(1 - D(G(z)))``, provided for comparison;
+- ``lsgan``: least squares (Mao et al. 2017);
+- ``hinge``: hinge discriminator loss, generator ``-D(G(z))`` (as with spectral norm);
+- ``wgan``: Wasserstein critic (Arjovsky et al. 2017), to train with weight clipping and several
+  critic steps per generator step (``weight_clip``, ``n_critic``).
 """
 from mxnet import gluon
 
-__all__ = ['GANObjective', 'VanillaGANLoss', 'get_objective', 'objective_names']
+__all__ = ['GANObjective', 'VanillaGANLoss', 'MinimaxGANLoss', 'LSGANLoss', 'HingeGANLoss',
+           'WassersteinGANLoss', 'get_objective', 'objective_names']
 
 
 class GANObjective(gluon.loss.Loss):
@@ -23,7 +35,8 @@ class GANObjective(gluon.loss.Loss):
         super(GANObjective, self).__init__(weight, batch_axis, **kwargs)
 
     def d_loss(self, real_out, fake_out):
-        raise NotImplementedError
+        """The discriminator's loss: that of real outputs labelled 1 plus fake ones labelled 0."""
+        return self(real_out, real_out.ones_like()) + self(fake_out, fake_out.zeros_like())
 
     def g_loss(self, fake_out):
         raise NotImplementedError
@@ -37,7 +50,8 @@ class GANObjective(gluon.loss.Loss):
         return out > 0
 
     def hybrid_forward(self, F, out, target):
-        """Loss of raw outputs ``out`` against ``target`` (1 real, 0 fake), per sample."""
+        """The discriminator's per-sample loss of raw outputs ``out`` labelled ``target``
+        (1 real, 0 fake)."""
         raise NotImplementedError
 
 
@@ -55,15 +69,82 @@ class VanillaGANLoss(GANObjective):
     def hybrid_forward(self, F, out, target):
         return self._bce(out, target)
 
-    def d_loss(self, real_out, fake_out):
-        return self(real_out, real_out.ones_like()) + self(fake_out, fake_out.zeros_like())
-
     def g_loss(self, fake_out):
         return self(fake_out, fake_out.ones_like())
 
 
+class MinimaxGANLoss(VanillaGANLoss):
+    """The original minimax GAN objective (Goodfellow et al. 2014), provided for comparison.
+
+    The discriminator is trained as in :class:`VanillaGANLoss`; the generator minimises
+    ``log(1 - sigmoid(D(G(z))))`` = ``-BCE(D(G(z)), 0)``, whose gradient vanishes while the
+    discriminator rejects the samples confidently (early in training): the reason the tutorial
+    uses the non-saturating loss instead.
+    """
+
+    def g_loss(self, fake_out):
+        return -self(fake_out, fake_out.zeros_like())
+
+
+class LSGANLoss(GANObjective):
+    """Least-squares GAN (Mao et al. 2017), targets 1 for real and 0 for fake.
+
+    Discriminator: ``0.5 (D(x) - 1)^2 + 0.5 D(G(z))^2``; generator: ``0.5 (D(G(z)) - 1)^2``.
+    The output regresses to the target, so it is shown as it is and "real" means above 0.5.
+    """
+
+    def hybrid_forward(self, F, out, target):
+        return 0.5 * F.square(out - target)
+
+    def g_loss(self, fake_out):
+        return self(fake_out, fake_out.ones_like())
+
+    def prob(self, out):
+        return out
+
+    def is_real(self, out):
+        return out > 0.5
+
+
+class _RawScoreObjective(GANObjective):
+    """An objective on an unbounded critic score: shown raw, "real" means positive."""
+
+    def prob(self, out):
+        return out
+
+    def g_loss(self, fake_out):
+        return -fake_out
+
+
+class HingeGANLoss(_RawScoreObjective):
+    """Hinge objective (Lim & Ye 2017; Miyato et al. 2018 with spectral normalisation).
+
+    Discriminator: ``relu(1 - D(x)) + relu(1 + D(G(z)))``; generator: ``-D(G(z))``.
+    """
+
+    def hybrid_forward(self, F, out, target):
+        sign = 2 * target - 1  # +1 real, -1 fake
+        return F.relu(1 - sign * out)
+
+
+class WassersteinGANLoss(_RawScoreObjective):
+    """Wasserstein GAN critic objective (Arjovsky et al. 2017).
+
+    Critic: ``D(G(z)) - D(x)``; generator: ``-D(G(z))``. The critic must be kept Lipschitz:
+    train with ``weight_clip`` (0.01 in the paper) and ``n_critic`` (5) — gradient penalties
+    need second-order gradients, which MXNet 1.x lacks for convolutions.
+    """
+
+    def hybrid_forward(self, F, out, target):
+        return (1 - 2 * target) * out  # -D(x) for real, +D(G(z)) for fake
+
+
 _OBJECTIVES = {
     'vanilla': VanillaGANLoss,
+    'minimax': MinimaxGANLoss,
+    'lsgan': LSGANLoss,
+    'hinge': HingeGANLoss,
+    'wgan': WassersteinGANLoss,
 }
 
 

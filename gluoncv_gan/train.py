@@ -26,6 +26,7 @@ import sys
 import mxnet as mx
 import numpy as np
 
+from . import distributed
 from .data import LFW, FaceFolder, LFWSample
 from .data.loader import CachedBatchLoader
 from .estimator import (CheckpointHandler, EvaluationHandler, GANEstimator, GANLoggingHandler,
@@ -34,6 +35,7 @@ from .estimator import checkpoint as ckpt
 from .loss import get_objective
 from .model_zoo import get_model
 from .utils.config import ConfigError, load_config, save_config
+from .utils.amp import enable_bfloat16
 from .utils.fileio import atomic_path
 
 __all__ = ['parse_args', 'train', 'main']
@@ -46,7 +48,11 @@ FLAG_KEYS = {'batch_size': 'batch_size', 'epochs': 'epochs', 'iterations': 'iter
              'checkpoint_interval': 'checkpoint_interval', 'sample_interval': 'sample_interval',
              'keep_checkpoints': 'keep_checkpoints', 'nz': 'nz', 'ngf': 'ngf', 'ndf': 'ndf',
              'image_size': 'image_size', 'ema_decay': 'ema_decay',
-             'eval_interval': 'eval_interval', 'eval_samples': 'eval_samples'}
+             'eval_interval': 'eval_interval', 'eval_samples': 'eval_samples',
+             'lr_d': 'lr_d', 'beta2': 'beta2', 'optimizer': 'optimizer',
+             'n_critic': 'n_critic', 'weight_clip': 'weight_clip'}
+# data-parallel training (gluoncv_gan.distributed, docs/distributed.md)
+FLAG_KEYS.update({'kvstore': 'kvstore', 'horovod': 'horovod', 'cpus': 'cpus'})
 
 
 def parse_args(argv=None):
@@ -69,9 +75,22 @@ def parse_args(argv=None):
     parser.add_argument('--epochs', type=int, default=None, help='epochs in all')
     parser.add_argument('--iterations', type=int, default=None,
                         help='stop after this many iterations in all (instead of whole epochs)')
-    parser.add_argument('--lr', type=float, default=None, help='Adam learning rate of G and D')
+    parser.add_argument('--lr', type=float, default=None,
+                        help="generator's learning rate (and the discriminator's without --lr-d)")
     parser.add_argument('--beta1', type=float, default=None, help='Adam beta1')
-    parser.add_argument('--loss', default=None, help='GAN objective, e.g. vanilla')
+    parser.add_argument('--loss', default=None,
+                        help='GAN objective: vanilla, minimax, lsgan, hinge or wgan '
+                             '(docs/recipes.md)')
+    parser.add_argument('--lr-d', type=float, default=None,
+                        help="discriminator's learning rate (default: --lr; TTUR when it differs)")
+    parser.add_argument('--beta2', type=float, default=None,
+                        help='Adam beta2 (RMSprop: decay of the mean squared gradient)')
+    parser.add_argument('--optimizer', default=None, choices=['adam', 'rmsprop'],
+                        help='optimiser of both nets')
+    parser.add_argument('--n-critic', type=int, default=None,
+                        help='discriminator steps per generator step')
+    parser.add_argument('--weight-clip', type=float, default=None,
+                        help='clip discriminator parameters into [-c, c] (WGAN; 0: none)')
     parser.add_argument('--ema-decay', type=float, default=None,
                         help='keep a moving average of the generator with this decay (0: none)')
     parser.add_argument('--nz', type=int, default=None, help='latent size')
@@ -79,6 +98,15 @@ def parse_args(argv=None):
     parser.add_argument('--ndf', type=int, default=None, help='discriminator width')
     parser.add_argument('--image-size', type=int, default=None, help='image height and width')
     parser.add_argument('--gpus', default=None, help="GPU ids like '0,1'; '' for CPU")
+    parser.add_argument('--cpus', type=int, default=None,
+                        help='CPU contexts when --gpus is empty (more than 1: to test multi-device '
+                             'training)')
+    parser.add_argument('--kvstore', default=None, choices=distributed.KVSTORE_TYPES,
+                        help='gradient reduction: device or local (one process), dist_sync, '
+                             'dist_device_sync or dist_async (parameter servers: start with '
+                             'python -m gluoncv_gan.launch)')
+    parser.add_argument('--horovod', action='store_true', default=None,
+                        help='data-parallel training with Horovod (start with horovodrun)')
     parser.add_argument('-j', '--num-workers', type=int, default=None,
                         help='threads that decode images into the cache (0: one per CPU)')
     parser.add_argument('--log-interval', type=int, default=None, help='iterations between logs')
@@ -94,6 +122,9 @@ def parse_args(argv=None):
                         help='generated images per evaluation')
     parser.add_argument('--seed', type=int, default=None, help='random seed')
     parser.add_argument('--no-hybridize', action='store_true', help='run the nets imperatively')
+    parser.add_argument('--amp', action='store_true', default=None,
+                        help='bfloat16 convolutions through MXNet AMP (opt-in; CPUs with '
+                             'avx512_bf16; the nets then run imperatively)')
     return parser.parse_args(argv)
 
 
@@ -102,27 +133,40 @@ def overrides_from_args(args):
     values = {key: getattr(args, flag) for flag, key in FLAG_KEYS.items()}
     if args.no_hybridize:
         values['hybridize'] = False
+    if args.amp:
+        values['amp'] = True
     return values
 
 
-def setup_logging(log_file):
-    """Root logger writing to the console and to ``log_file`` (GluonCV scripts' way)."""
-    os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
+def setup_logging(log_file, prefix=''):
+    """Root logger writing to the console and to ``log_file`` (GluonCV scripts' way).
+
+    ``log_file`` None writes the console only (the workers of rank > 0); ``prefix`` starts
+    every line (a worker's rank).
+    """
     root = logging.getLogger()
     root.setLevel(logging.INFO)
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    formatter = logging.Formatter('%(asctime)s %(message)s', '%Y-%m-%d %H:%M:%S')
-    for handler in (logging.FileHandler(log_file), logging.StreamHandler(sys.stdout)):
+    formatter = logging.Formatter('%(asctime)s ' + prefix.replace('%', '%%') + '%(message)s',
+                                  '%Y-%m-%d %H:%M:%S')
+    handlers = [logging.StreamHandler(sys.stdout)]
+    if log_file:
+        os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)
+        handlers.insert(0, logging.FileHandler(log_file))
+    for handler in handlers:
         handler.setFormatter(formatter)
         root.addHandler(handler)
     return logging.getLogger('gluoncv_gan.train')
 
 
-def contexts(gpus):
-    """Devices from a '0,1' string; CPU when empty."""
+def contexts(gpus, cpus=1):
+    """Devices from a '0,1' string; when it is empty, ``cpus`` CPU contexts (cpu(0), cpu(1)...)."""
     ids = [g.strip() for g in gpus.split(',') if g.strip()]
-    return [mx.gpu(int(i)) for i in ids] or [mx.cpu()]
+    if ids and cpus > 1:
+        raise ConfigError('gpus %r and cpus %d both ask for devices: use one of --gpus and --cpus'
+                          % (gpus, cpus))
+    return [mx.gpu(int(i)) for i in ids] or [mx.cpu(i) for i in range(cpus)]
 
 
 def build_dataset(config):
@@ -137,23 +181,37 @@ def build_dataset(config):
 
 def build_net(config, ctx):
     """The model-zoo pair of ``config``, initialised (Normal(0.02)) on ``ctx``."""
+    if config['amp']:
+        enable_bfloat16()
     net = get_model(config['model'], ctx=ctx, nz=config['nz'], ngf=config['ngf'],
                     ndf=config['ndf'])
     if net.resolution != config['image_size']:
         raise ConfigError('model %s makes %dx%d images but image_size is %d: use a model of '
                           'that size or change image_size' % (config['model'], net.resolution,
                                                               net.resolution, config['image_size']))
-    if config['hybridize']:
+    if config['hybridize'] and not config['amp']:
+        # bfloat16 AMP crashes hybridized nets in MXNet 1.9.1 (see gluoncv_gan.utils.amp)
         net.generator.hybridize(static_alloc=True, static_shape=True)
         net.discriminator.hybridize(static_alloc=True, static_shape=True)
     return net
 
 
-def build_trainers(net, config):
-    """Adam trainers of the generator and the discriminator (the tutorial's optimiser)."""
-    opts = {'learning_rate': config['lr'], 'beta1': config['beta1'], 'beta2': config['beta2']}
-    return (mx.gluon.Trainer(net.generator.collect_params(), 'adam', dict(opts)),
-            mx.gluon.Trainer(net.discriminator.collect_params(), 'adam', dict(opts)))
+def build_trainers(net, config, make_trainer=mx.gluon.Trainer):
+    """Trainers of the generator (rate ``lr``) and the discriminator (``lr_d``, default ``lr``).
+
+    Adam is the tutorial's optimiser; RMSprop is the WGAN paper's (``beta2`` is its decay of the
+    mean squared gradient, ``beta1`` is unused). ``make_trainer(params, optimizer,
+    optimizer_params)`` builds each trainer (data-parallel: ``Distribution.make_trainer``).
+    """
+    if config['optimizer'] == 'rmsprop':
+        opts = {'gamma1': config['beta2']}
+    else:
+        opts = {'beta1': config['beta1'], 'beta2': config['beta2']}
+    lr_d = config['lr_d'] or config['lr']
+    return (make_trainer(net.generator.collect_params(), config['optimizer'],
+                         dict(opts, learning_rate=config['lr'])),
+            make_trainer(net.discriminator.collect_params(), config['optimizer'],
+                         dict(opts, learning_rate=lr_d)))
 
 
 def fixed_noise_for(config):
@@ -184,8 +242,12 @@ def resolve_run(args):
     return config, os.path.abspath(save_dir), checkpoint
 
 
-def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None):
+def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dist=None):
     """Train according to ``config`` into ``save_dir``, resuming from ``checkpoint`` if given.
+
+    ``dist`` is this process's :class:`~gluoncv_gan.distributed.Distribution` (default: joined
+    from ``config``). In data-parallel training only rank 0 writes to ``save_dir``; every worker
+    of a resumed run loads the same checkpoint (a filesystem shared by the workers).
 
     Returns
     -------
@@ -193,22 +255,28 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None):
         The estimator after training (``.net`` holds the trained pair).
     """
     logger = logger or logging.getLogger('gluoncv_gan.train')
-    ctx = contexts(config['gpus'])
+    dist = dist or distributed.setup(config)
+    ctx = dist.contexts(contexts(config['gpus'], config['cpus']))
     dataset = build_dataset(config)
-    loader = CachedBatchLoader(dataset, config['batch_size'], seed=config['seed'])
+    loader = CachedBatchLoader(dataset, config['batch_size'], seed=config['seed'],
+                               num_shards=dist.num_workers, shard=dist.rank)
     logger.info('Data: %s, %d images of %dx%d, %d batches of %d per epoch', config['dataset'],
                 len(dataset), dataset.size, dataset.size, len(loader), config['batch_size'])
+    logger.info('Devices: %s on %s; global batch %d', dist.describe(),
+                ', '.join(str(c) for c in ctx), config['batch_size'] * dist.num_workers)
 
     net = build_net(config, ctx)
-    trainer_g, trainer_d = build_trainers(net, config)
+    trainer_g, trainer_d = build_trainers(net, config, dist.make_trainer)
     ema = None
-    if config['ema_decay']:
+    if config['ema_decay'] and dist.is_root:
         def factory():
             return get_model(config['model'], nz=config['nz'], ngf=config['ngf'],
                              ndf=config['ndf']).generator
         ema = GeneratorEMA(net.generator, factory, config['ema_decay'], ctx=ctx[0])
     estimator = GANEstimator(net, get_objective(config['loss']), trainer_g, trainer_d,
-                             context=ctx, seed=config['seed'], ema=ema)
+                             context=ctx, seed=config['seed'], ema=ema,
+                             n_critic=config['n_critic'], weight_clip=config['weight_clip'])
+    estimator.shard = dist.shard
     fixed_noise = fixed_noise_for(config)
     history = HistoryHandler(save_dir, config['log_interval'])
     checkpoints = CheckpointHandler(os.path.join(save_dir, 'checkpoints'), fixed_noise, config,
@@ -216,7 +284,7 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None):
                                     keep=config['keep_checkpoints'],
                                     stateful={'history': history})
     evaluation = None
-    if config['eval_interval']:
+    if config['eval_interval'] and dist.is_root:
         evaluation = EvaluationHandler(save_dir, dataset.images, checkpoints,
                                        num_samples=config['eval_samples'],
                                        interval=config['eval_interval'], seed=config['seed'],
@@ -239,6 +307,8 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None):
         checkpoints.restore_running_means(state['metrics'])
         logger.info('Resumed from %s: epoch %d, batch %d, iteration %d', checkpoint,
                     state['epoch'], state['batch'], state['iteration'])
+    dist.prepare_trainers(trainer_g, trainer_d)
+    dist.broadcast_parameters(net)
     loader.set_position(estimator.epoch, estimator.batch)
 
     total = len(loader) * config['epochs']
@@ -248,17 +318,26 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None):
     samples = SampleHandler(os.path.join(save_dir, 'samples'), fixed_noise,
                             interval=config['sample_interval'], real_images=real)
     handlers = [GANLoggingHandler(config['log_interval'], total, len(loader), logger=logger,
-                                  progress_bar=progress_bar),
-                samples, history, checkpoints] + ([evaluation] if evaluation else [])
-    if config['tensorboard']:
-        board = TensorBoardHandler(os.path.join(save_dir, 'tensorboard'), config['log_interval'],
-                                   sample_handler=samples)
-        if board.available:
-            handlers.append(board)
-    save_config(config, os.path.join(save_dir, 'config.yaml'))
-    np.save(os.path.join(save_dir, 'fixed_noise.npy'), fixed_noise)
+                                  progress_bar=progress_bar, num_workers=dist.num_workers)]
+    if dist.is_root:  # the other workers write nothing
+        handlers += [samples, history, checkpoints] + ([evaluation] if evaluation else [])
+        if config['tensorboard']:
+            board = TensorBoardHandler(os.path.join(save_dir, 'tensorboard'),
+                                       config['log_interval'], sample_handler=samples)
+            if board.available:
+                handlers.append(board)
+        save_config(config, os.path.join(save_dir, 'config.yaml'))
+        np.save(os.path.join(save_dir, 'fixed_noise.npy'), fixed_noise)
 
     estimator.fit(loader, total, event_handlers=handlers)
+    traffic = dist.traffic()
+    if traffic and estimator.fit_iterations:
+        logger.info('kvstore traffic of this worker: %.2f MB pushed, %.2f MB pulled per iteration',
+                    traffic[0] / estimator.fit_iterations / 1e6,
+                    traffic[1] / estimator.fit_iterations / 1e6)
+    distributed.save_worker_parameters(net, dist)
+    if not dist.is_root:
+        return estimator
     with atomic_path(os.path.join(save_dir, 'model.params')) as tmp:
         net.save_parameters(tmp)
     if ema is not None:
@@ -273,13 +352,15 @@ def main(argv=None):
     args = parse_args(argv)
     try:
         config, save_dir, checkpoint = resolve_run(args)
+        dist = distributed.setup(config)
     except (ConfigError, FileNotFoundError) as err:
         sys.exit('error: %s' % err)
-    logger = setup_logging(args.logging_file or os.path.join(save_dir, 'train.log'))
+    log_file = args.logging_file or os.path.join(save_dir, 'train.log')
+    logger = setup_logging(log_file if dist.is_root else None, dist.log_prefix)
     logger.info(args)
     logger.info('Config: %s', config)
     try:
-        train(config, save_dir, checkpoint, logger)
+        train(config, save_dir, checkpoint, logger, dist=dist)
     except (ConfigError, FileNotFoundError) as err:
         logger.error('error: %s', err)
         sys.exit(2)

@@ -13,6 +13,7 @@ from gluoncv_gan.data.loader import CachedBatchLoader
 from gluoncv_gan.estimator import GANEstimator, latent_batch
 from gluoncv_gan.loss import VanillaGANLoss
 from gluoncv_gan.model_zoo import get_model
+from gluoncv_gan.utils.amp import cpu_has_bfloat16
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 NZ, NGF, NDF, BATCH, SEED = 16, 8, 8, 8, 5
@@ -114,7 +115,9 @@ def test_benchmark_cli_smoke(tmp_path):
     cmd = [sys.executable, '-m', 'gluoncv_gan.benchmark', '--batch-size', '8', '--iters', '1',
            '--repeats', '1', '--warmup', '0', '--threads', '2', '--sample-batch-size', '8',
            '--sample-batches', '1', '--loader-batches', '2', '--jpeg-images', '16',
-           '--json', str(out)]
+           '--gemm-size', '256', '--json', str(out)]
+    if cpu_has_bfloat16():
+        cmd.append('--amp')
     run = subprocess.run(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          universal_newlines=True, timeout=300)
     assert run.returncode == 0, run.stdout
@@ -142,3 +145,15 @@ def test_benchmark_cli_smoke(tmp_path):
     assert result['threads']['cpu_count'] >= 1
     assert result['mxnet_features'] and all(isinstance(f, str) for f in result['mxnet_features'])
     assert result['settings']['batch_size'] == 8
+    assert result['gemm_gflops'] > 0 and result['settings']['gemm_size'] == 256
+    assert 'measured fp32 GEMM' in run.stdout
+    if cpu_has_bfloat16():
+        assert result['amp_samples_per_s'] > 0
+        assert result['ratio_amp'] == result['amp_samples_per_s'] / result['train_samples_per_s']
+        assert len(result['times']['project_amp']) == 1
+
+
+def test_measure_gemm_counts_two_flops_per_multiply_add():
+    result = benchmark.measure_gemm(2, size=64)
+    assert result['size'] == 64 and result['seconds'] > 0
+    assert abs(result['gflops'] - 2 * 64 ** 3 / result['seconds'] / 1e9) < 1e-9

@@ -142,3 +142,48 @@ def test_pretrained_dcgan_lfw_loads_from_a_fresh_cache_without_network(mxnet_hom
     # the same latents give the same faces from the cached copy
     again = get_model('dcgan_lfw', pretrained=True)
     np.testing.assert_array_equal(again.generate(16, seed=0).asnumpy(), values)
+
+
+RECIPE_NAMES = ['lsgan_lfw', 'wgan_lfw', 'sngan_lfw', 'dcgan_lfw_128']
+
+
+@pytest.mark.parametrize('name', RECIPE_NAMES)
+def test_recipe_names_build_run_and_round_trip_through_save_and_load(name, tmp_path):
+    import gluoncv
+    from gluoncv_gan.model_zoo.model_store import PretrainedNotAvailable
+    resolution = 128 if name.endswith('_128') else 64
+    net = gluoncv.model_zoo.get_model(name, pretrained=False)  # registered in GluonCV too
+    z = net.sample_latent(2, seed=0)
+    with mx.autograd.record():  # training-mode passes: BatchNorm statistics, spectral-norm state
+        fake = net(z)
+        net.discriminator(fake)
+    with mx.autograd.predict_mode():
+        images, scores = net(z), net.discriminator(net(z))
+    assert images.shape == (2, 3, resolution, resolution) and scores.shape == (2,)
+    path = str(tmp_path / 'pair.params')
+    net.save_parameters(path)
+    other = get_model(name)
+    other.load_parameters(path)
+    with mx.autograd.predict_mode():
+        np.testing.assert_array_equal(other(z).asnumpy(), images.asnumpy())
+        np.testing.assert_array_equal(other.discriminator(images).asnumpy(), scores.asnumpy())
+    with pytest.raises(PretrainedNotAvailable, match='No pretrained weights are published for %r'
+                       % name):
+        get_model(name, pretrained=True)
+
+
+def test_sngan_discriminator_is_spectral_without_batchnorm_and_dcgan_is_unchanged():
+    from gluoncv_gan.nn import SNConv2D
+    disc = get_model('sngan_lfw').discriminator
+    blocks = list(disc.features) + [disc.output]
+    assert not any(isinstance(b, mx.gluon.nn.BatchNorm) for b in blocks)
+    convs = [b for b in blocks if isinstance(b, SNConv2D)]
+    assert len(convs) == 5 and not any(isinstance(b, mx.gluon.nn.Conv2D) for b in blocks)
+    # the published dcgan_lfw weights load by these names: the default must not change
+    names = sorted(get_model('dcgan_lfw').discriminator._collect_params_with_prefix())
+    assert names == sorted(['features.0.weight', 'output.weight'] + [
+        'features.%d.%s' % (i, p) for i in (2, 5, 8) for p in ('weight',)] + [
+        'features.%d.%s' % (i, p) for i in (3, 6, 9)
+        for p in ('gamma', 'beta', 'running_mean', 'running_var')])
+    with pytest.raises(ValueError, match="norm must be 'batch' or 'spectral'"):
+        DCGANDiscriminator(norm='instance')

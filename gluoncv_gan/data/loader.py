@@ -34,7 +34,10 @@ class CachedBatchLoader(DataLoader):
         Shuffle each epoch; False keeps the dataset's order.
     num_shards, shard : int, default 1, 0
         Serve only part ``shard`` of ``num_shards`` disjoint parts of each epoch (one per
-        distributed worker).
+        distributed worker): slice ``shard`` of each global batch of ``num_shards x
+        batch_size`` images, so that batch i of the shards, put side by side in shard order,
+        is exactly batch i of an unsharded loader with the global batch size (and the same
+        seed). Images past the last whole global batch are left out of every shard.
 
     Yields
     ------
@@ -46,6 +49,9 @@ class CachedBatchLoader(DataLoader):
     def __init__(self, dataset, batch_size, seed=0, shuffle=True, num_shards=1, shard=0):
         if getattr(dataset, 'images', None) is None:
             raise ValueError('CachedBatchLoader needs a dataset built with use_cache=True')
+        if not 0 <= shard < num_shards:
+            raise ValueError('shard %d does not exist: shards are numbered 0 to %d'
+                             % (shard, num_shards - 1))
         per_shard = len(dataset) // num_shards
         if per_shard < batch_size:
             raise ValueError('the dataset has %d images%s, fewer than one batch of %d: use a '
@@ -60,7 +66,7 @@ class CachedBatchLoader(DataLoader):
         self.epoch, self.start_batch = 0, 0
 
     def __len__(self):
-        return len(self._images) // self._num_shards // self._batch
+        return len(self._images) // (self._num_shards * self._batch)
 
     def set_position(self, epoch, batch):
         """Make the next iteration serve epoch ``epoch`` from its batch number ``batch``."""
@@ -72,8 +78,10 @@ class CachedBatchLoader(DataLoader):
         """Indices of this shard's images in epoch ``epoch``, in serving order."""
         num = len(self._images)
         order = epoch_permutation(num, self._seed, epoch) if self._shuffle else np.arange(num)
-        per_shard = num // self._num_shards
-        return order[self._shard * per_shard:(self._shard + 1) * per_shard]
+        if self._num_shards == 1:
+            return order
+        whole = len(self) * self._batch * self._num_shards
+        return order[:whole].reshape(-1, self._num_shards, self._batch)[:, self._shard].ravel()
 
     def batch(self, epoch, index):
         """Batch number ``index`` of epoch ``epoch`` as (data, label) NDArrays."""

@@ -59,11 +59,13 @@ class GANLoggingHandler(TrainBegin, TrainEnd, EpochBegin, EpochEnd, BatchBegin, 
         Where lines go (the training script's root logger writes the console and the log file).
     progress_bar : bool or None
         A tqdm bar on stderr; None shows it when stderr is a terminal.
+    num_workers : int, default 1
+        Data-parallel workers: the speed is also given in all (the workers run in step).
     """
 
     def __init__(self, log_interval, total_iterations, batches_per_epoch, logger=None,
-                 progress_bar=None, priority=np.inf):
-        self.log_interval = log_interval
+                 progress_bar=None, priority=np.inf, num_workers=1):
+        self.log_interval, self.num_workers = log_interval, num_workers
         self.total_iterations, self.batches_per_epoch = total_iterations, batches_per_epoch
         self.logger = logger or logging.getLogger('gluoncv_gan.train')
         self.progress_bar = sys.stderr.isatty() if progress_bar is None else progress_bar
@@ -94,15 +96,22 @@ class GANLoggingHandler(TrainBegin, TrainEnd, EpochBegin, EpochEnd, BatchBegin, 
         if estimator.iteration % self.log_interval:
             return False
         batch_size = kwargs['batch'][0].shape[0]
+        # MXNet runs asynchronously: without waiting, a process whose loop nothing synchronises
+        # (e.g. a worker of rank > 0) would time the queueing of its iterations
+        import mxnet as mx
+        mx.nd.waitall()
         now = time.time()
         speed = batch_size * (estimator.iteration - self._tic_iteration) / max(now - self._tic, 1e-9)
         self._tic, self._tic_iteration = now, estimator.iteration
         values = metric_values(estimator.train_metrics)
         eta = (self.total_iterations - estimator.iteration) * batch_size / max(speed, 1e-9)
+        speed_text = '%.1f samples/s' % speed
+        if self.num_workers > 1:
+            speed_text += ' per worker, %.1f in all' % (speed * self.num_workers)
         self.logger.info(
-            'speed: %.1f samples/s, discriminator loss = %.4f, generator loss = %.4f, binary '
+            'speed: %s, discriminator loss = %.4f, generator loss = %.4f, binary '
             'training acc = %.4f (real %.3f, fake %.3f), D(x) = %.3f, D(G(z)) = %.3f at iter %d '
-            'epoch %d, ETA %s', speed, values['d_loss'], values['g_loss'], values['d_acc'],
+            'epoch %d, ETA %s', speed_text, values['d_loss'], values['g_loss'], values['d_acc'],
             values['d_acc_real'], values['d_acc_fake'], values['D(x)'], values['D(G(z))'],
             estimator.iteration, estimator.epoch, _format_duration(eta))
         return False

@@ -1,4 +1,6 @@
 """GluonCV's estimator, taught to train a GAN: two nets, two trainers, alternating updates."""
+import time
+
 import numpy as np
 import mxnet as mx
 from mxnet import autograd
@@ -27,12 +29,17 @@ class GANBatchProcessor(BatchProcessor):
 
     1. Discriminator step: ``d_loss(D(x), D(G(z).detach()))`` (real labelled 1, fake 0), then
        the discriminator's trainer steps.
+       With ``estimator.weight_clip`` c > 0, every trained discriminator parameter is then
+       clipped into [-c, c] (WGAN).
     2. Generator step: ``g_loss(D(G(z)))`` on the same generated batch (the tutorial runs the
        generator a second time for this; its output would be identical), then the generator's
-       trainer steps.
+       trainer steps. With ``estimator.n_critic`` k > 1 it runs only on iterations whose
+       number i (0-based) has ``(i + 1) % k == 0``: k discriminator steps per generator step,
+       while every iteration still consumes one real batch (so counts, epochs and resuming
+       are unchanged); the g_loss metric skips iterations without a generator step.
 
-    Both trainers step here, once each per iteration, so :class:`GANEstimator` drops the
-    default ``GradientUpdateHandler`` that would step a trainer a second time.
+    Both trainers step here, at most once each per iteration, so :class:`GANEstimator` drops
+    the default ``GradientUpdateHandler`` that would step a trainer a second time.
 
     Parameters
     ----------
@@ -62,6 +69,15 @@ class GANBatchProcessor(BatchProcessor):
         autograd.backward(fake, head_grads=input_grads)
         return g_loss
 
+    @staticmethod
+    def _clip_discriminator(estimator):
+        """Clip the discriminator's trained parameters into [-c, c], in place (WGAN)."""
+        bound = estimator.weight_clip
+        for param in estimator.net.discriminator.collect_params().values():
+            if param.grad_req != 'null':
+                for data in param.list_data():
+                    mx.nd.clip(data, -bound, bound, out=data)
+
     def fit_batch(self, estimator, train_batch, batch_axis=0):
         ctx = estimator.context
         real = split_and_load(train_batch[0], ctx_list=ctx, batch_axis=batch_axis)
@@ -77,11 +93,15 @@ class GANBatchProcessor(BatchProcessor):
             d_loss = [objective.d_loss(r, f) for r, f in zip(real_out, fake_out)]
         autograd.backward(d_loss)
         estimator.trainer_d.step(batch_size)
+        if estimator.weight_clip:
+            self._clip_discriminator(estimator)
 
-        g_loss = self._generator_backward(disc, objective, fake)
-        estimator.trainer_g.step(batch_size)
-        if estimator.ema is not None:
-            estimator.ema.update()
+        g_loss = []  # no generator step: nothing for the g_loss metric
+        if (estimator.iteration + 1) % estimator.n_critic == 0:
+            g_loss = self._generator_backward(disc, objective, fake)
+            estimator.trainer_g.step(batch_size)
+            if estimator.ema is not None:
+                estimator.ema.update()
 
         estimator.advance()
         out = GANStepOutput(d_loss, g_loss, real_out, fake_out, objective)
@@ -114,6 +134,11 @@ class GANEstimator(Estimator):
         A moving average of the generator, updated after each generator step.
     train_metrics : list of EvalMetric or None
         Default: :func:`gluoncv_gan.estimator.metrics.gan_metrics`.
+    n_critic : int, default 1
+        Discriminator steps per generator step (see :class:`GANBatchProcessor`).
+    weight_clip : float, default 0
+        Clip the discriminator's parameters into [-weight_clip, weight_clip] after each of its
+        steps (0: no clipping).
 
     Attributes
     ----------
@@ -123,10 +148,12 @@ class GANEstimator(Estimator):
         Batches completed in the current epoch.
     iteration : int
         Iterations completed in all.
+    fit_seconds, fit_iterations : float, int
+        Wall time and iterations of the last :meth:`fit` (its whole loop, handlers included).
     """
 
     def __init__(self, net, objective, trainer_g, trainer_d, context=None, seed=0,
-                 train_metrics=None, batch_processor=None, ema=None):
+                 train_metrics=None, batch_processor=None, ema=None, n_critic=1, weight_clip=0.0):
         super(GANEstimator, self).__init__(
             net, objective, train_metrics=train_metrics or gan_metrics(), trainer=trainer_d,
             context=context, batch_processor=batch_processor or GANBatchProcessor())
@@ -134,11 +161,23 @@ class GANEstimator(Estimator):
         self.nz = net.generator.nz
         self.seed = seed
         self.ema = ema
+        if n_critic < 1 or weight_clip < 0:
+            raise ValueError('n_critic must be >= 1 and weight_clip >= 0, got %r and %r'
+                             % (n_critic, weight_clip))
+        self.n_critic, self.weight_clip = int(n_critic), float(weight_clip)
         self.epoch = self.batch = self.iteration = 0
+        self.fit_seconds, self.fit_iterations = 0.0, 0
+        self.shard = (0, 1)  # (rank, workers) in data-parallel training: see latent()
 
     def latent(self, batch_size):
-        """Latent batch (numpy) of the iteration about to run."""
-        return latent_batch(self.seed, self.iteration, batch_size, self.nz)
+        """Latent batch (numpy) of the iteration about to run.
+
+        One of ``W`` data-parallel workers (``shard = (r, W)``) takes rows
+        ``[r * batch_size, (r + 1) * batch_size)`` of the global batch of ``W * batch_size``.
+        """
+        rank, workers = self.shard
+        z = latent_batch(self.seed, self.iteration, batch_size * workers, self.nz)
+        return z[rank * batch_size:(rank + 1) * batch_size]
 
     def advance(self):
         """Count one finished iteration."""
@@ -177,10 +216,14 @@ class GANEstimator(Estimator):
         self.batch_size = getattr(train_data, 'batch_size', None) \
             or train_data._batch_sampler._batch_size
         remaining = total_iterations - self.iteration
+        self.fit_seconds, self.fit_iterations = 0.0, 0
         if remaining <= 0:
             return
         handlers = list(event_handlers or []) + [EpochCounter()]
+        start = time.time()
         super(GANEstimator, self).fit(train_data, batches=remaining, event_handlers=handlers)
+        mx.nd.waitall()
+        self.fit_seconds, self.fit_iterations = time.time() - start, remaining
 
     def _prepare_default_handlers(self, val_data, event_handlers):
         handlers = super(GANEstimator, self)._prepare_default_handlers(val_data, event_handlers)

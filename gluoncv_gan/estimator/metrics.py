@@ -13,7 +13,9 @@ __all__ = ['GANStepOutput', 'GANMetric', 'gan_metrics']
 GANStepOutput = collections.namedtuple(
     'GANStepOutput', ['d_loss', 'g_loss', 'real_out', 'fake_out', 'objective'])
 GANStepOutput.__doc__ = """One iteration's results, per device: lists of NDArrays (per-sample
-losses of D and G, raw D outputs on real and on generated images) and the objective."""
+losses of D and G, raw D outputs on real and on generated images) and the objective. ``g_loss``
+is an empty list on iterations without a generator step (``n_critic`` > 1), so the g_loss
+metric averages over generator steps only."""
 
 
 def _d_loss(out):

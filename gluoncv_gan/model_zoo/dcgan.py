@@ -9,6 +9,8 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon import nn
 
+from ..nn import SNConv2D, power_iterate_hybridized
+
 __all__ = ['DCGANGenerator', 'DCGANDiscriminator', 'DCGAN', 'get_dcgan',
            'dcgan_lfw', 'dcgan_lfw_128']
 
@@ -73,25 +75,43 @@ class DCGANDiscriminator(nn.HybridBlock):
         Channels of the input image.
     resolution : int, default 64
         Input height and width (a power of two >= 16).
+    norm : {'batch', 'spectral'}, default 'batch'
+        'batch': the tutorial's network (BatchNorm after each hidden conv, no conv biases).
+        'spectral': every conv spectrally normalised (:class:`gluoncv_gan.nn.SNConv2D`, with
+        biases) and no BatchNorm, as in SNGAN (Miyato et al. 2018).
 
     Inputs have shape (N, channels, resolution, resolution); outputs have shape (N,), one logit
     per image (no sigmoid: the loss applies it).
     """
 
-    def __init__(self, ndf=64, channels=3, resolution=64, **kwargs):
+    def __init__(self, ndf=64, channels=3, resolution=64, norm='batch', **kwargs):
         super(DCGANDiscriminator, self).__init__(**kwargs)
-        self.ndf, self.channels, self.resolution = ndf, channels, resolution
+        if norm not in ('batch', 'spectral'):
+            raise ValueError("norm must be 'batch' or 'spectral', got %r" % (norm,))
+        self.ndf, self.channels, self.resolution, self.norm = ndf, channels, resolution, norm
         num_blocks = _num_scale_blocks(resolution)
+        spectral = norm == 'spectral'
+
+        def conv(width, kernel, stride, pad, in_width):
+            if spectral:
+                return SNConv2D(width, kernel, stride, pad, in_channels=in_width)
+            return nn.Conv2D(width, kernel, stride, pad, use_bias=False, in_channels=in_width)
         with self.name_scope():
             self.features = nn.HybridSequential(prefix='')
-            self.features.add(nn.Conv2D(ndf, 4, 2, 1, use_bias=False, in_channels=channels),
-                              nn.LeakyReLU(0.2))
+            self.features.add(conv(ndf, 4, 2, 1, channels), nn.LeakyReLU(0.2))
             width = ndf
             for _ in range(num_blocks):
-                self.features.add(nn.Conv2D(width * 2, 4, 2, 1, use_bias=False, in_channels=width),
-                                  nn.BatchNorm(in_channels=width * 2), nn.LeakyReLU(0.2))
+                self.features.add(conv(width * 2, 4, 2, 1, width))
+                if not spectral:
+                    self.features.add(nn.BatchNorm(in_channels=width * 2))
+                self.features.add(nn.LeakyReLU(0.2))
                 width *= 2
-            self.output = nn.Conv2D(1, 4, 1, 0, use_bias=False, in_channels=width)
+            self.output = conv(1, 4, 1, 0, width)
+
+    def forward(self, x, *args):
+        if self.norm == 'spectral':
+            power_iterate_hybridized(self, x)
+        return super(DCGANDiscriminator, self).forward(x, *args)
 
     def hybrid_forward(self, F, x):
         return F.reshape(self.output(self.features(x)), shape=(-1,))
@@ -112,14 +132,17 @@ class DCGAN(nn.HybridBlock):
         Image channels.
     resolution : int, default 64
         Image height and width.
+    d_norm : {'batch', 'spectral'}, default 'batch'
+        Normalisation of the discriminator (see :class:`DCGANDiscriminator`).
     """
 
-    def __init__(self, nz=100, ngf=64, ndf=64, channels=3, resolution=64, **kwargs):
+    def __init__(self, nz=100, ngf=64, ndf=64, channels=3, resolution=64, d_norm='batch',
+                 **kwargs):
         super(DCGAN, self).__init__(**kwargs)
         self.nz, self.resolution = nz, resolution
         with self.name_scope():
             self.generator = DCGANGenerator(nz, ngf, channels, resolution, prefix='generator_')
-            self.discriminator = DCGANDiscriminator(ndf, channels, resolution,
+            self.discriminator = DCGANDiscriminator(ndf, channels, resolution, norm=d_norm,
                                                     prefix='discriminator_')
 
     def hybrid_forward(self, F, z):
@@ -169,7 +192,8 @@ def init_dcgan(net, ctx=None):
     return net
 
 
-def get_dcgan(dataset, resolution=64, pretrained=False, ctx=mx.cpu(), root=None, **kwargs):
+def get_dcgan(dataset, resolution=64, pretrained=False, ctx=mx.cpu(), root=None, name=None,
+              **kwargs):
     """Build a DCGAN pair, initialised or with pretrained weights.
 
     Parameters
@@ -184,11 +208,14 @@ def get_dcgan(dataset, resolution=64, pretrained=False, ctx=mx.cpu(), root=None,
         Device of the parameters.
     root : str, default '$MXNET_HOME/models'
         Cache of pretrained weights.
+    name : str or None
+        Model-zoo name whose weights ``pretrained`` loads; default 'dcgan_{dataset}' (with
+        '_{resolution}' unless 64).
     **kwargs
-        Passed to :class:`DCGAN` (nz, ngf, ndf, channels).
+        Passed to :class:`DCGAN` (nz, ngf, ndf, channels, d_norm).
     """
     net = DCGAN(resolution=resolution, **kwargs)
-    name = 'dcgan_%s' % dataset + ('' if resolution == 64 else '_%d' % resolution)
+    name = name or 'dcgan_%s' % dataset + ('' if resolution == 64 else '_%d' % resolution)
     if pretrained:
         from .model_store import get_model_file
         # published weights may be stored in float16: cast them to the blocks' float32

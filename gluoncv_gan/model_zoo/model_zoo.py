@@ -2,12 +2,16 @@
 import logging
 
 from .dcgan import dcgan_lfw, dcgan_lfw_128
+from .recipes import lsgan_lfw, sngan_lfw, wgan_lfw
 
 __all__ = ['get_model', 'get_model_list', 'register_with_gluoncv']
 
 _models = {
     'dcgan_lfw': dcgan_lfw,
     'dcgan_lfw_128': dcgan_lfw_128,
+    'lsgan_lfw': lsgan_lfw,
+    'wgan_lfw': wgan_lfw,
+    'sngan_lfw': sngan_lfw,
 }
 
 

@@ -1,0 +1,292 @@
+"""Train several recipes on the same budget of real images, evaluate each, tabulate the results.
+
+Example (the recipes of the model zoo on full LFW)::
+
+    python -m gluoncv_gan.compare --recipes configs/dcgan_lfw.yaml configs/lsgan_lfw.yaml \\
+        configs/wgan_lfw.yaml configs/sngan_lfw.yaml --images 263680 --out-dir runs/compare
+
+Each recipe trains for ``--images // batch_size`` iterations (so every recipe sees the same
+number of real images, whatever its batch size or ``n_critic``), with its per-epoch evaluation
+turned off, into ``<out-dir>/<recipe name>/`` (a normal run folder: train.log, samples,
+checkpoints, model.params). Its final generator, and its moving average when the recipe keeps
+one, is then evaluated as ``python -m gluoncv_gan.evaluate <model> --params <run folder>
+[--ema] --num-samples <eval-samples> --seed <seed>`` does (SWD, face-detection rate, diversity;
+the memorisation check is left out), against real images of the recipe's dataset and size.
+
+samples/s is the number of real images trained on per second of wall time of the training
+loop (``GANEstimator.fit``: every iteration with its logging, sample grids and checkpoints,
+and the graph construction of the first ones; set-up and evaluation excluded). A recipe interrupted and resumed reports the speed of the
+resumed part.
+
+Outputs: ``<out-dir>/compare.json`` and ``<out-dir>/compare.md`` (a markdown table), rewritten
+after each recipe; ``<out-dir>/compare.log``. Run the same command again to continue: finished
+recipes are skipped, an interrupted one resumes from its latest checkpoint.
+"""
+import argparse
+import json
+import logging
+import os
+import shlex
+import sys
+
+import yaml
+
+from . import evaluate
+from . import train as train_script
+from .estimator import checkpoint as ckpt
+from .metrics import diversity, face_detection_rate
+from .utils.config import ConfigError, load_config
+from .utils.fileio import atomic_path
+
+__all__ = ['recipe_config', 'train_recipe', 'evaluate_recipe', 'markdown_table', 'main']
+
+logger = logging.getLogger('gluoncv_gan.compare')
+TRAINED_FILE = 'compare_training.json'  # written when a recipe's training has finished
+RESULT_FILE = 'compare_result.json'     # written when it has been evaluated as well
+
+
+def recipe_name(path):
+    """A recipe's name: its file name without the extension (configs/wgan_lfw.yaml: wgan_lfw)."""
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def recipe_config(path, images, dataset=None, data_dir=None, gpus=None):
+    """The config of recipe ``path`` trained on ``images`` real images, without evaluations.
+
+    Raises
+    ------
+    ConfigError
+        If the recipe is invalid or its batch is larger than ``images``.
+    """
+    overrides = {'dataset': dataset, 'data_dir': data_dir, 'gpus': gpus, 'eval_interval': 0}
+    config = load_config(path, overrides)
+    iterations = images // config['batch_size']
+    if iterations < 1:
+        raise ConfigError('--images %d is less than one batch of %s (%d images)'
+                          % (images, path, config['batch_size']))
+    # every epoch has at least one batch, so this many epochs never stops training early
+    return load_config(None, dict(config, iterations=iterations, epochs=iterations))
+
+
+def _read_json(path):
+    with open(path) as f:
+        return json.load(f)
+
+
+def _write_json(path, value):
+    with atomic_path(path) as tmp:
+        with open(tmp, 'w') as f:
+            json.dump(value, f, indent=1)
+
+
+def _check_same_config(run_dir, config):
+    """Refuse to continue a run folder that was made with another config."""
+    path = os.path.join(run_dir, 'config.yaml')
+    if not os.path.isfile(path):
+        return
+    with open(path) as f:
+        saved = yaml.safe_load(f)
+    if saved != yaml.safe_load(yaml.safe_dump(config)):
+        changed = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
+        raise ConfigError('%s was trained with another config (differs in: %s): choose another '
+                          '--out-dir or remove that folder' % (run_dir, ', '.join(changed)))
+
+
+def train_recipe(config, run_dir):
+    """Train (or resume) one recipe into ``run_dir``; return its training record (a dict)."""
+    checkpoint = None
+    if ckpt.list_checkpoints(os.path.join(run_dir, 'checkpoints')):
+        checkpoint = ckpt.find_checkpoint(run_dir)
+    log_file = logging.FileHandler(os.path.join(run_dir, 'train.log'))
+    log_file.setFormatter(logging.Formatter('%(asctime)s %(message)s', '%Y-%m-%d %H:%M:%S'))
+    root = logging.getLogger()
+    root.addHandler(log_file)
+    try:
+        estimator = train_script.train(config, run_dir, checkpoint=checkpoint,
+                                       logger=logging.getLogger('gluoncv_gan.train'),
+                                       progress_bar=False)
+    finally:
+        root.removeHandler(log_file)
+        log_file.close()
+    seconds, timed = estimator.fit_seconds, estimator.fit_iterations
+    speed = round(timed * config['batch_size'] / seconds, 2) if seconds > 0 else None
+    return {'iterations': estimator.iteration,
+            'images_seen': estimator.iteration * config['batch_size'],
+            'resumed_from': checkpoint, 'timed_iterations': timed,
+            'train_seconds': round(seconds, 3), 'samples_per_second': speed}
+
+
+class RealReference:
+    """Real comparison images per (dataset, folder, size), with their own face rate and diversity,
+    loaded and measured once for all recipes that share them."""
+
+    def __init__(self, num_samples, seed):
+        self.num_samples, self.seed = num_samples, seed
+        self._cache = {}
+
+    def get(self, config):
+        key = (config['dataset'], config['data_dir'], config['image_size'])
+        if key not in self._cache:
+            images = train_script.build_dataset(config).images
+            reference, _ = evaluate.split_real(images, self.num_samples, self.seed)
+            stats = {'dataset': config['dataset'], 'image_size': config['image_size'],
+                     'num_images': int(len(reference)),
+                     'face_rate': face_detection_rate(reference),
+                     'diversity': diversity(reference, seed=self.seed)}
+            logger.info('Real reference: %d images of %s at %dx%d, face rate %.3f, diversity '
+                        '%.4f', stats['num_images'], key[0], key[2], key[2], stats['face_rate'],
+                        stats['diversity'])
+            self._cache[key] = (reference, stats)
+        return self._cache[key]
+
+
+def evaluate_recipe(config, run_dir, reference, num_samples, seed=0, ctx=None):
+    """Metrics of a run's final generator and of its moving average (if any); a list of dicts."""
+    rows = []
+    for ema in ([False, True] if config['ema_decay'] else [False]):
+        net = evaluate.load_generator(config['model'], params=run_dir, ema=ema, ctx=ctx)
+        fake = evaluate.generate_images(net, num_samples, seed=seed, ctx=ctx)
+        result = evaluate.evaluate_images(fake, reference, None, seed=seed, face_rate_real=False)
+        rows.append({'generator': 'ema' if ema else 'final', 'swd': result['swd'],
+                     'swd_levels': result['swd_levels'], 'face_rate': result['face_rate'],
+                     'diversity': result['diversity'], 'num_samples': int(len(fake))})
+    return rows
+
+
+def objective_label(config):
+    """The objective and the settings that go with it, e.g. 'wgan (n_critic 5, clip 0.01)'."""
+    extras = []
+    if config['n_critic'] > 1:
+        extras.append('n_critic %d' % config['n_critic'])
+    if config['weight_clip']:
+        extras.append('clip %g' % config['weight_clip'])
+    if config['lr_d'] and config['lr_d'] != config['lr']:
+        extras.append('lr %g/%g' % (config['lr'], config['lr_d']))
+    if config['ema_decay']:
+        extras.append('EMA %g' % config['ema_decay'])
+    return config['loss'] + (' (%s)' % ', '.join(extras) if extras else '')
+
+
+def markdown_table(results, real=None, command=None):
+    """The comparison as markdown: one row per evaluated generator."""
+    lines = ['| recipe | model | objective | images seen | iterations | SWD x1e3 | face rate | '
+             'diversity | samples/s |', '|' + '---|' * 9]
+    for res in results:
+        speed = res['training']['samples_per_second']
+        for row in res['evaluations']:
+            name = res['name'] + (' (EMA)' if row['generator'] == 'ema' else '')
+            lines.append('| %s | %s | %s | %d | %d | %.2f | %.3f | %.4f | %s |' % (
+                name, res['config']['model'], objective_label(res['config']),
+                res['training']['images_seen'], res['training']['iterations'], row['swd'],
+                row['face_rate'], row['diversity'], '%.1f' % speed if speed else 'n/a'))
+    notes = ['', 'SWD: sliced Wasserstein distance x1e3 (lower is better); face rate: fraction '
+             'of images with a face found by OpenCV\'s Haar cascade; diversity: mean distance '
+             'between random image pairs. samples/s: real images trained on per second of the '
+             'training loop\'s wall time (evaluation excluded).']
+    for stats in (real or []):
+        notes.append('Real images (%d of %s at %dx%d): face rate %.3f, diversity %.4f.' % (
+            stats['num_images'], stats['dataset'], stats['image_size'], stats['image_size'],
+            stats['face_rate'], stats['diversity']))
+    if command:
+        notes += ['', 'Command: `%s`' % command]
+    return '\n'.join(lines + notes) + '\n'
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter,
+                                     epilog=__doc__.split('\n', 2)[2])
+    parser.add_argument('--recipes', nargs='+', required=True, help='YAML recipes to compare')
+    parser.add_argument('--images', type=int, required=True,
+                        help='real images each recipe trains on (iterations: images // batch size)')
+    parser.add_argument('--out-dir', required=True, help='folder of the runs and the results')
+    parser.add_argument('--eval-samples', type=int, default=2000,
+                        help='generated images per evaluation, and real images compared with')
+    parser.add_argument('--dataset', default=None, choices=['lfw', 'lfw_sample', 'folder'],
+                        help="train every recipe on this dataset (default: each recipe's own)")
+    parser.add_argument('--data-dir', default=None, help='dataset folder (with --dataset)')
+    parser.add_argument('--gpus', default=None, help="GPU ids like '0'; '' for CPU")
+    parser.add_argument('--seed', type=int, default=0, help='seed of the evaluation')
+    args = parser.parse_args(argv)
+    names = [recipe_name(r) for r in args.recipes]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        parser.error('recipes must have distinct file names (run folders are named after '
+                     'them): %s' % ', '.join(duplicates))
+    if args.eval_samples < 10:
+        parser.error('--eval-samples must be at least 10')
+    return args
+
+
+def _write_outputs(out_dir, args, results, real, command):
+    _write_json(os.path.join(out_dir, 'compare.json'),
+                {'command': command, 'images': args.images, 'eval_samples': args.eval_samples,
+                 'seed': args.seed, 'real': real, 'results': results})
+    with atomic_path(os.path.join(out_dir, 'compare.md')) as tmp:
+        with open(tmp, 'w') as f:
+            f.write(markdown_table(results, real, command))
+
+
+def run_recipe(index, total, path, args, reference_source):
+    """Train and evaluate one recipe unless already done; return its result (a dict)."""
+    name = recipe_name(path)
+    run_dir = os.path.abspath(os.path.join(args.out_dir, name))
+    prefix = '[%d/%d] %s:' % (index, total, name)
+    result_path = os.path.join(run_dir, RESULT_FILE)
+    config = recipe_config(path, args.images, args.dataset, args.data_dir, args.gpus)
+    _check_same_config(run_dir, config)
+    if os.path.isfile(result_path):
+        logger.info('%s finished earlier (%s), skipped', prefix, result_path)
+        return _read_json(result_path)
+    os.makedirs(run_dir, exist_ok=True)
+    trained_path = os.path.join(run_dir, TRAINED_FILE)
+    if os.path.isfile(trained_path):
+        training = _read_json(trained_path)
+        logger.info('%s trained earlier, evaluating', prefix)
+    else:
+        logger.info('%s training %s with %s for %d iterations of %d images (%d images) into %s',
+                    prefix, config['model'], objective_label(config), config['iterations'],
+                    config['batch_size'], config['iterations'] * config['batch_size'], run_dir)
+        training = train_recipe(config, run_dir)
+        _write_json(trained_path, training)
+        logger.info('%s trained in %.1f s (%s samples/s)', prefix, training['train_seconds'],
+                    training['samples_per_second'])
+    reference, real = reference_source.get(config)
+    ctx = train_script.contexts(config['gpus'])[0]
+    evaluations = evaluate_recipe(config, run_dir, reference, args.eval_samples, args.seed, ctx)
+    for row in evaluations:
+        logger.info('%s %s generator: SWD x1e3 %.2f, face rate %.3f, diversity %.4f', prefix,
+                    row['generator'], row['swd'], row['face_rate'], row['diversity'])
+    result = {'name': name, 'recipe': os.path.abspath(path), 'run_dir': run_dir,
+              'config': config, 'training': training, 'evaluations': evaluations, 'real': real}
+    _write_json(result_path, result)
+    return result
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    os.makedirs(args.out_dir, exist_ok=True)
+    train_script.setup_logging(os.path.join(args.out_dir, 'compare.log'))
+    logger.info(args)
+    command = 'python -m gluoncv_gan.compare ' + ' '.join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    reference_source = RealReference(args.eval_samples, args.seed)
+    results = []
+    try:
+        for index, path in enumerate(args.recipes, 1):
+            results.append(run_recipe(index, len(args.recipes), path, args, reference_source))
+            real = []
+            for res in results:
+                if res['real'] not in real:
+                    real.append(res['real'])
+            _write_outputs(args.out_dir, args, results, real, command)
+    except (ConfigError, FileNotFoundError) as err:
+        logger.error('error: %s', err)
+        sys.exit(2)
+    logger.info('Wrote %s and %s', os.path.join(args.out_dir, 'compare.json'),
+                os.path.join(args.out_dir, 'compare.md'))
+    return results
+
+
+if __name__ == '__main__':
+    main()

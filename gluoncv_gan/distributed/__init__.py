@@ -1,0 +1,214 @@
+"""Data-parallel training: which worker this process is, and trainers that reduce across workers.
+
+Three ways to run (docs/distributed.md has the details and the reasons):
+
+- one process (``kvstore`` 'device' or 'local'): the batch is split over the process's devices
+  (``--gpus 0,1``, or ``--cpus 2`` to test on CPU) and each trainer sums the gradients in its
+  own local kvstore;
+- a parameter-server job (``kvstore`` 'dist_sync', 'dist_device_sync' or 'dist_async', started
+  by :mod:`gluoncv_gan.launch` or MXNet's launcher): this process is one worker, and both
+  trainers share the worker's one dist kvstore through disjoint key ranges
+  (:mod:`.kvstore`);
+- Horovod (``--horovod``, started by horovodrun): allreduce, no servers.
+
+``batch_size`` is per worker: the global batch is ``batch_size x workers``, and each iteration
+averages the gradients over the global batch (the learning rates are unchanged). Worker r
+reads part r of each global batch (:class:`~gluoncv_gan.data.loader.CachedBatchLoader` shards)
+and uses rows r of the global latent batch, so a job of W workers computes what one process with
+W devices and the global batch computes.
+"""
+import logging
+import os
+
+import mxnet as mx
+
+from ..utils.config import ConfigError
+from .horovod import import_horovod
+from .kvstore import KeyRange, ServerUpdateTrainer, SharedKVStore
+
+__all__ = ['KVSTORE_TYPES', 'Distribution', 'setup', 'save_worker_parameters', 'SharedKVStore',
+           'KeyRange', 'ServerUpdateTrainer']
+
+KVSTORE_TYPES = ('device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async')
+# what a worker of a parameter-server job needs (set by gluoncv_gan.launch or MXNet's launcher)
+PS_VARIABLES = ('DMLC_ROLE', 'DMLC_PS_ROOT_URI', 'DMLC_PS_ROOT_PORT', 'DMLC_NUM_WORKER',
+                'DMLC_NUM_SERVER')
+# test and debugging aid: a folder where every worker saves its final parameters
+WORKER_PARAMS_VARIABLE = 'GLUONCV_GAN_WORKER_PARAMS'
+
+logger = logging.getLogger(__name__)
+
+
+class Distribution:
+    """This process's part in data-parallel training.
+
+    Parameters
+    ----------
+    kvstore : str
+        One of :data:`KVSTORE_TYPES` ('device' under Horovod).
+    rank, num_workers : int
+        This worker's rank and the number of workers.
+    shared : SharedKVStore or None
+        The worker's dist kvstore (parameter-server jobs only).
+    hvd : module or None
+        ``horovod.mxnet`` (Horovod jobs only).
+    """
+
+    def __init__(self, kvstore='device', rank=0, num_workers=1, shared=None, hvd=None):
+        self.kvstore, self.rank, self.num_workers = kvstore, rank, num_workers
+        self.shared, self.hvd = shared, hvd
+        self._trainers = 0
+
+    @property
+    def is_root(self):
+        """True on rank 0, the only rank that writes run files."""
+        return self.rank == 0
+
+    @property
+    def shard(self):
+        """(rank, workers): which part of each global batch this worker computes."""
+        return self.rank, self.num_workers
+
+    @property
+    def log_prefix(self):
+        return '[rank %d/%d] ' % (self.rank, self.num_workers) if self.num_workers > 1 else ''
+
+    def describe(self):
+        if self.hvd is not None:
+            return 'Horovod, rank %d of %d workers' % (self.rank, self.num_workers)
+        if self.shared is not None:
+            return 'kvstore %s, rank %d of %d workers (%s servers)' % (
+                self.kvstore, self.rank, self.num_workers, os.environ.get('DMLC_NUM_SERVER'))
+        return 'kvstore %s, one process' % self.kvstore
+
+    def contexts(self, ctx):
+        """The devices this process trains on, from the configured ``ctx`` list.
+
+        Horovod runs one device per process: the one at this process's local rank.
+        """
+        if self.hvd is None:
+            return ctx
+        return [ctx[self.hvd.local_rank() % len(ctx)]]
+
+    def make_trainer(self, params, optimizer, optimizer_params=None):
+        """A ``gluon.Trainer`` (or Horovod's) for ``params`` that reduces across workers.
+
+        Call it in the same order on every worker (it assigns kvstore keys in call order).
+        """
+        optimizer_params = dict(optimizer_params or {})
+        self._trainers += 1
+        if self.hvd is not None:
+            # Horovod divides by the number of workers itself; the prefix keeps the two
+            # trainers' allreduce names apart
+            return self.hvd.DistributedTrainer(params, optimizer, optimizer_params,
+                                               prefix='trainer%d.' % self._trainers)
+        if self.shared is None:
+            return mx.gluon.Trainer(params, optimizer, optimizer_params, kvstore=self.kvstore,
+                                    update_on_kvstore=False)
+        if hasattr(params, 'values'):  # a ParameterDict or dict, as gluon.Trainer accepts
+            params = list(params.values())
+        keys = self.shared.view(len(params))
+        if self.kvstore == 'dist_async':
+            # gluon allows only server-side updates here; each push is one update with the
+            # worker's own batch, so there is no averaging over workers
+            return ServerUpdateTrainer(params, optimizer, optimizer_params, kvstore=keys,
+                                       update_on_kvstore=True)
+        # The servers sum the workers' gradients; dividing by the number of workers makes
+        # step(per-worker batch) the mean over the global batch.
+        optimizer_params['rescale_grad'] = \
+            optimizer_params.get('rescale_grad', 1.0) / self.num_workers
+        return mx.gluon.Trainer(params, optimizer, optimizer_params, kvstore=keys,
+                                update_on_kvstore=False)
+
+    def prepare_trainers(self, *trainers):
+        """Create the trainers' kvstores now, on every worker, in the same order.
+
+        ``gluon.Trainer`` does it lazily, at its first ``step`` or ``save_states``, and then
+        copies the parameters of rank 0's first device to every device of every worker (all
+        parameters, BatchNorm running statistics included). Done lazily, that copy would
+        come after the first forward pass and overwrite the other devices' BatchNorm
+        statistics of that pass; and in a parameter-server job it waits in a barrier of all
+        workers, where rank 0 alone saving a checkpoint before a trainer's first step (the
+        generator's, with ``n_critic`` > 1) would wait for ever. dist_async is left lazy: its
+        trainers' states are never saved (:class:`ServerUpdateTrainer`), and the optimiser
+        sent to the servers must carry the gradient scale that the first ``step`` sets.
+        """
+        if self.hvd is not None or self.kvstore == 'dist_async':
+            return
+        for trainer in trainers:
+            if not trainer._kv_initialized:  # gluon has no public call for this
+                trainer._init_kvstore()
+            if trainer._params_to_init:
+                trainer._init_params()
+
+    def broadcast_parameters(self, block):
+        """Make every worker start from rank 0's parameters.
+
+        Horovod needs this call; kvstore trainers do it themselves (their first step
+        broadcasts rank 0's values through the servers).
+        """
+        if self.hvd is not None:
+            self.hvd.broadcast_parameters(block.collect_params(), root_rank=0)
+
+    def traffic(self):
+        """(bytes pushed, bytes pulled) by this worker so far, or None without servers."""
+        if self.shared is None:
+            return None
+        return self.shared.bytes_pushed, self.shared.bytes_pulled
+
+
+def _check_ps_environment(kvstore):
+    missing = [name for name in PS_VARIABLES if not os.environ.get(name)]
+    if missing:
+        raise ConfigError(
+            '--kvstore %s makes this process one worker of a parameter-server job, but %s %s '
+            'not set: start the job with python -m gluoncv_gan.launch -n 2 -s 1 -- python -m '
+            'gluoncv_gan.train --kvstore %s ... (one machine; several: see docs/distributed.md), '
+            'or train in one process with --kvstore device'
+            % (kvstore, ', '.join(missing), 'is' if len(missing) == 1 else 'are', kvstore))
+
+
+def setup(config):
+    """Join the job that ``config`` asks for; return this process's :class:`Distribution`.
+
+    Raises
+    ------
+    ConfigError
+        When the job cannot be joined as configured (the message says what to change).
+    """
+    kvstore, horovod = config['kvstore'], config['horovod']
+    if kvstore not in KVSTORE_TYPES:
+        raise ConfigError('unknown kvstore %r: use one of %s' % (kvstore, ', '.join(KVSTORE_TYPES)))
+    if horovod:
+        if kvstore.startswith('dist'):
+            raise ConfigError('--horovod replaces the parameter servers: drop --kvstore %s, or '
+                              'drop --horovod' % kvstore)
+        hvd = import_horovod()
+        return Distribution('device', hvd.rank(), hvd.size(), hvd=hvd)
+    if not kvstore.startswith('dist'):
+        return Distribution(kvstore)
+    _check_ps_environment(kvstore)
+    if kvstore == 'dist_async':
+        if config.get('lr_d') not in (None, config['lr']):
+            raise ConfigError('dist_async updates both nets on the servers with one optimiser, so '
+                              'lr_d (%g) must equal lr (%g): drop --lr-d or use dist_sync'
+                              % (config['lr_d'], config['lr']))
+        if config.get('weight_clip'):
+            raise ConfigError('dist_async updates the weights on the servers, where weight_clip '
+                              'cannot clip them: use dist_sync with --weight-clip')
+    store = mx.kv.create(kvstore)
+    return Distribution(kvstore, store.rank, store.num_workers, shared=SharedKVStore(store))
+
+
+def save_worker_parameters(block, dist):
+    """Save this worker's parameters to ``$GLUONCV_GAN_WORKER_PARAMS/worker-<rank>.params``.
+
+    Only when that variable names a folder: a check that the workers agree, used by the tests.
+    """
+    folder = os.environ.get(WORKER_PARAMS_VARIABLE)
+    if not folder:
+        return None
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, 'worker-%d.params' % dist.rank)
+    block.save_parameters(path)
+    return path

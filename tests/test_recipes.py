@@ -1,0 +1,185 @@
+"""The recipes of the tutorial's exercises: n_critic, weight clipping, TTUR, objectives, 128x128,
+and the comparison runner."""
+import json
+import os
+import shutil
+
+import mxnet as mx
+import numpy as np
+import pytest
+import yaml
+
+from gluoncv_gan import compare
+from gluoncv_gan import train as train_script
+from gluoncv_gan.data import LFWSample
+from gluoncv_gan.data.loader import CachedBatchLoader
+from gluoncv_gan.estimator import GANEstimator
+from gluoncv_gan.loss import get_objective
+from gluoncv_gan.model_zoo import get_model
+from gluoncv_gan.utils.config import load_config
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SMALL = ['--dataset', 'lfw_sample', '--batch-size', '8', '--ngf', '8', '--ndf', '8', '--nz', '16']
+
+
+def tiny_estimator(model='dcgan_lfw', loss='vanilla', lr=2e-4, **kwargs):
+    net = get_model(model, nz=16, ngf=8, ndf=8)
+    net.generator.hybridize(static_alloc=True, static_shape=True)
+    net.discriminator.hybridize(static_alloc=True, static_shape=True)
+    trainers = [mx.gluon.Trainer(block.collect_params(), 'adam',
+                                 {'learning_rate': lr, 'beta1': 0.5})
+                for block in (net.generator, net.discriminator)]
+    return GANEstimator(net, get_objective(loss), trainers[0], trainers[1], seed=1, **kwargs)
+
+
+def count_steps(estimator):
+    steps = {'g': 0, 'd': 0}
+    for key, trainer in (('g', estimator.trainer_g), ('d', estimator.trainer_d)):
+        def counting_step(*args, _original=trainer.step, _key=key, **kwargs):
+            steps[_key] += 1
+            return _original(*args, **kwargs)
+        trainer.step = counting_step
+    return steps
+
+
+def test_n_critic_steps_the_discriminator_that_many_times_per_generator_step():
+    est = tiny_estimator(n_critic=3)
+    steps = count_steps(est)
+    g_before = {k: p.data().asnumpy().copy() for k, p in est.net.generator.collect_params().items()}
+    est.fit(CachedBatchLoader(LFWSample(), 8, seed=0), total_iterations=2)
+    assert steps == {'g': 0, 'd': 2}
+    for key, param in est.net.generator.collect_params().items():
+        if param.grad_req != 'null':  # no generator step yet: its weights did not move
+            np.testing.assert_array_equal(param.data().asnumpy(), g_before[key])
+    est.fit(CachedBatchLoader(LFWSample(), 8, seed=0), total_iterations=6)
+    assert steps == {'g': 2, 'd': 6} and est.iteration == 6
+    metrics = {m.name.replace('training ', ''): m for m in est.train_metrics}
+    # in the second fit (iterations 2-5, metrics reset at its start) g_loss averages over the
+    # generator steps only (iterations 2 and 5), d_loss over every iteration
+    assert metrics['g_loss'].global_num_inst == 2 * 8
+    assert metrics['d_loss'].global_num_inst == 4 * 8
+    assert np.isfinite(metrics['g_loss'].get_global()[1])
+
+
+def test_weight_clipping_keeps_every_discriminator_parameter_in_bounds():
+    clip = 0.01
+    est = tiny_estimator(loss='wgan', lr=5e-3, weight_clip=clip)
+    est.fit(CachedBatchLoader(LFWSample(), 8, seed=0), total_iterations=3)
+    at_bound = 0
+    for param in est.net.discriminator.collect_params().values():
+        if param.grad_req == 'null':
+            continue  # BatchNorm running statistics are not weights
+        values = np.abs(param.data().asnumpy())
+        assert values.max() <= clip + 1e-7, param.name
+        at_bound += int((values >= clip - 1e-7).sum())
+    assert at_bound > 100
+    # the generator is not clipped
+    assert max(np.abs(p.data().asnumpy()).max()
+               for p in est.net.generator.collect_params().values()) > 0.05
+
+
+def test_two_learning_rates_and_rmsprop():
+    net = get_model('dcgan_lfw', nz=16, ngf=8, ndf=8)
+    config = load_config(None, {'lr': 1e-4, 'lr_d': 4e-4, 'beta1': 0.0, 'beta2': 0.9})
+    trainer_g, trainer_d = train_script.build_trainers(net, config)
+    assert (trainer_g.learning_rate, trainer_d.learning_rate) == (1e-4, 4e-4)
+    assert trainer_d._optimizer.beta1 == 0.0 and trainer_d._optimizer.beta2 == 0.9
+    config = load_config(None, {'optimizer': 'rmsprop', 'lr': 5e-5, 'beta2': 0.99})
+    trainer_g, trainer_d = train_script.build_trainers(net, config)
+    assert isinstance(trainer_d._optimizer, mx.optimizer.RMSProp)
+    assert trainer_d.learning_rate == trainer_g.learning_rate == 5e-5  # lr_d null: lr
+    assert trainer_d._optimizer.gamma1 == 0.99
+
+
+@pytest.mark.parametrize('model, loss, flags', [
+    ('lsgan_lfw', 'lsgan', []),
+    ('wgan_lfw', 'wgan', ['--n-critic', '2', '--weight-clip', '0.01', '--optimizer', 'rmsprop',
+                          '--lr', '5e-5', '--beta2', '0.99']),
+    ('sngan_lfw', 'hinge', ['--lr-d', '4e-4']),
+    ('dcgan_lfw', 'minimax', []),
+])
+def test_tiny_training_run_per_objective(tmp_path, model, loss, flags):
+    run = tmp_path / 'run'
+    train_script.main(SMALL + ['--model', model, '--loss', loss, '--iterations', '4',
+                               '--log-interval', '4', '--save-dir', str(run)] + flags)
+    config = yaml.safe_load((run / 'config.yaml').read_text())
+    assert (config['model'], config['loss']) == (model, loss)
+    history = json.loads((run / 'history.json').read_text())
+    assert history[-1]['iteration'] == 4
+    assert np.isfinite(history[-1]['d_loss']) and np.isfinite(history[-1]['g_loss'])
+    saved = mx.nd.load(str(run / 'model.params'))
+    assert all(np.isfinite(v.asnumpy()).all() for v in saved.values())
+    assert ('discriminator.features.0.u' in saved) == (model == 'sngan_lfw')
+    net = get_model(model, nz=16, ngf=8, ndf=8)
+    net.load_parameters(str(run / 'model.params'))
+
+
+def test_dcgan_lfw_128_trains_end_to_end_on_128_pixel_data(tmp_path):
+    run = tmp_path / 'run'
+    train_script.main(SMALL + ['--model', 'dcgan_lfw_128', '--image-size', '128',
+                               '--iterations', '2', '--save-dir', str(run)])
+    assert 'Data: lfw_sample, 300 images of 128x128' in (run / 'train.log').read_text()
+    net = get_model('dcgan_lfw_128', nz=16, ngf=8, ndf=8)
+    net.load_parameters(str(run / 'model.params'))
+    assert net.generate(2, seed=0).shape == (2, 3, 128, 128)
+    with pytest.raises(SystemExit):  # a 64x64 model on 128x128 data is refused
+        train_script.main(SMALL + ['--model', 'dcgan_lfw', '--image-size', '128',
+                                   '--iterations', '1', '--save-dir', str(tmp_path / 'bad')])
+
+
+@pytest.mark.parametrize('name, model, loss', [
+    ('dcgan_lfw_128', 'dcgan_lfw_128', 'vanilla'), ('lsgan_lfw', 'lsgan_lfw', 'lsgan'),
+    ('wgan_lfw', 'wgan_lfw', 'wgan'), ('sngan_lfw', 'sngan_lfw', 'hinge')])
+def test_recipe_configs(name, model, loss):
+    config = load_config(os.path.join(REPO, 'configs', name + '.yaml'))
+    assert (config['model'], config['loss']) == (model, loss)
+    assert config['image_size'] == get_model(model).resolution
+    # the objective is the recipe's choice, not the model's: any pair combines
+    assert load_config(None, {'model': model, 'loss': 'vanilla'})['loss'] == 'vanilla'
+
+
+def write_recipe(path, **values):
+    config = dict(dataset='lfw_sample', nz=16, ngf=8, ndf=8, batch_size=8, log_interval=2,
+                  sample_interval=0, checkpoint_interval=2)
+    config.update(values)
+    path.write_text(yaml.safe_dump(config))
+    return str(path)
+
+
+def test_compare_trains_each_recipe_on_the_same_images_and_resumes(tmp_path):
+    recipes = [write_recipe(tmp_path / 'tiny_dcgan.yaml', model='dcgan_lfw', ema_decay=0.9),
+               write_recipe(tmp_path / 'tiny_wgan.yaml', model='wgan_lfw', loss='wgan',
+                            n_critic=2, weight_clip=0.01, batch_size=16)]
+    out = tmp_path / 'cmp'
+    args = ['--recipes'] + recipes + ['--images', '64', '--out-dir', str(out),
+                                      '--eval-samples', '20']
+    compare.main(args)
+    summary = json.loads((out / 'compare.json').read_text())
+    rows = {r['name']: r for r in summary['results']}
+    assert rows['tiny_dcgan']['training']['iterations'] == 8   # 64 images in batches of 8
+    assert rows['tiny_wgan']['training']['iterations'] == 4    # ... and in batches of 16
+    assert all(r['training']['images_seen'] == 64 for r in rows.values())
+    assert rows['tiny_dcgan']['training']['samples_per_second'] > 0
+    assert [e['generator'] for e in rows['tiny_dcgan']['evaluations']] == ['final', 'ema']
+    for row in rows.values():
+        for ev in row['evaluations']:
+            assert ev['swd'] > 0 and 0 <= ev['face_rate'] <= 1 and ev['diversity'] >= 0
+    table = (out / 'compare.md').read_text()
+    assert '| tiny_dcgan (EMA) | dcgan_lfw |' in table
+    assert 'wgan (n_critic 2, clip 0.01)' in table and 'python -m gluoncv_gan.compare' in table
+    assert not (out / 'tiny_dcgan' / 'evaluation.json').exists()  # no per-epoch evaluation
+
+    # a rerun skips finished recipes ...
+    stamp = os.path.getmtime(out / 'tiny_wgan' / 'model.params')
+    compare.main(args)
+    assert os.path.getmtime(out / 'tiny_wgan' / 'model.params') == stamp
+    assert 'finished earlier' in (out / 'compare.log').read_text()
+    # ... and an interrupted one resumes from its latest checkpoint
+    run = out / 'tiny_dcgan'
+    for name in (compare.RESULT_FILE, compare.TRAINED_FILE, 'model.params'):
+        os.remove(str(run / name))
+    shutil.rmtree(str(run / 'checkpoints' / 'iter-00000008'))
+    compare.main(args)
+    again = json.loads((run / compare.RESULT_FILE).read_text())
+    assert again['training']['resumed_from'].endswith('iter-00000006')
+    assert (again['training']['iterations'], again['training']['timed_iterations']) == (8, 2)
