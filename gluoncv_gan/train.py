@@ -282,7 +282,7 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
     checkpoints = CheckpointHandler(os.path.join(save_dir, 'checkpoints'), fixed_noise, config,
                                     interval=config['checkpoint_interval'],
                                     keep=config['keep_checkpoints'],
-                                    stateful={'history': history})
+                                    stateful={'history': history, 'job': dist})
     evaluation = None
     if config['eval_interval'] and dist.is_root:
         evaluation = EvaluationHandler(save_dir, dataset.images, checkpoints,
@@ -293,6 +293,11 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
         history.panel_sources.append(evaluation.panels)
     if checkpoint:
         state = ckpt.read_state(checkpoint)
+        try:
+            dist.check_resume(state['handlers'].get('job'), config['batch_size'],
+                              state['config']['batch_size'])
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
         net.load_parameters(os.path.join(checkpoint, 'model.params'), ctx=ctx)
         trainer_g.load_states(os.path.join(checkpoint, 'trainer_g.states'))
         trainer_d.load_states(os.path.join(checkpoint, 'trainer_d.states'))

@@ -226,6 +226,23 @@ def test_recipe_reproduces_the_tutorial_hyperparameters():
         (64, 0.0002, 0.5, 100, 64, 64, 64, 'vanilla')
 
 
+def test_resume_with_another_batch_size_or_worker_count_is_refused(tmp_path):
+    run = tmp_path / 'run'
+    train_script.main(SMALL + ['--iterations', '2', '--checkpoint-interval', '1',
+                               '--save-dir', str(run)])
+    with pytest.raises(SystemExit):
+        train_script.main(['--resume', str(run), '--iterations', '4', '--batch-size', '4'])
+    log = (run / 'train.log').read_text()
+    assert ('a job of 1 worker(s) with batch_size 8 per worker, but this job has 1 worker(s) '
+            'with batch_size 4') in log
+    state = json.loads((run / 'checkpoints' / 'iter-00000002' / 'state.json').read_text())
+    assert state['handlers']['job'] == {'num_workers': 1}
+    from gluoncv_gan.distributed import Distribution
+    with pytest.raises(ValueError, match=r'resume with the same number of workers \(launch -n 1\)'):
+        Distribution(num_workers=2, rank=1).check_resume(state['handlers']['job'], 8, 8)
+    Distribution().check_resume(state['handlers']['job'], 8, 8)  # the same shape resumes
+
+
 def test_bad_config_from_the_command_line_exits_with_the_message(tmp_path, capsys):
     path = tmp_path / 'bad.yaml'
     path.write_text('epochz: 3\n')

@@ -81,6 +81,30 @@ class Distribution:
                 self.kvstore, self.rank, self.num_workers, os.environ.get('DMLC_NUM_SERVER'))
         return 'kvstore %s, one process' % self.kvstore
 
+    def get_state(self):
+        """What a checkpoint records of the job: its number of workers."""
+        return {'num_workers': self.num_workers}
+
+    def check_resume(self, state, batch_size, saved_batch_size):
+        """Refuse to resume a checkpoint with another job shape.
+
+        The number of workers and the per-worker batch define the global batches, the data
+        order each worker sees and the length of an epoch, so a resumed job must keep both.
+
+        Raises
+        ------
+        ValueError
+            Naming the saved and the requested values and how to resume.
+        """
+        saved_workers = (state or {}).get('num_workers', 1)
+        if saved_workers != self.num_workers or saved_batch_size != batch_size:
+            raise ValueError(
+                'the checkpoint was written by a job of %d worker(s) with batch_size %d per '
+                'worker, but this job has %d worker(s) with batch_size %d: resume with the same '
+                'number of workers (launch -n %d) and --batch-size %d, or start a new run from '
+                'its model.params' % (saved_workers, saved_batch_size, self.num_workers,
+                                      batch_size, saved_workers, saved_batch_size))
+
     def contexts(self, ctx):
         """The devices this process trains on, from the configured ``ctx`` list.
 
