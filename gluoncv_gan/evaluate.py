@@ -95,10 +95,11 @@ def load_generator(model, pretrained=False, params=None, ema=False, ctx=None):
     net = get_model(model, pretrained=pretrained, ctx=ctx, **arch)
     try:
         loaded = mx.nd.load(path)
+        # exported weights may be stored in float16 (gluoncv_gan.export): cast them back
         if any(k.startswith('generator.') for k in loaded):
-            net.load_parameters(path, ctx=ctx)
+            net.load_parameters(path, ctx=ctx, cast_dtype=True)
         else:
-            net.generator.load_parameters(path, ctx=ctx)
+            net.generator.load_parameters(path, ctx=ctx, cast_dtype=True)
             # a moving average of the generator: BatchNorm statistics to match its weights
             from .estimator.ema import recalibrate_batchnorm
             recalibrate_batchnorm(net.generator, net.nz, ctx=ctx)

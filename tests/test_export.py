@@ -50,3 +50,19 @@ def test_average_uses_the_newest_epoch_end_checkpoints(run, tmp_path):
 def test_average_needs_enough_epoch_end_checkpoints(run, tmp_path):
     with pytest.raises(SystemExit, match='fewer than --average 9'):
         export.main([run, '--average', '9', '--out-dir', str(tmp_path)])
+
+
+def test_float16_export_loads_for_evaluation(run, tmp_path):
+    """The published format (float16) can be evaluated straight from the exported file."""
+    import shutil
+    from gluoncv_gan.evaluate import load_generator
+    sha1, zip_path = export.main([run, '--average', '2', '--out-dir', str(tmp_path),
+                                  '--dtype', 'float16'])
+    params = zip_path[:-4] + '.params'
+    shutil.copy(os.path.join(run, 'config.yaml'), str(tmp_path))  # the run's widths
+    net = load_generator('dcgan_lfw', params=params)
+    weight = net.generator.collect_params()[net.generator.prefix + 'conv0_weight'].data()
+    assert weight.dtype == np.float32
+    saved = mx.nd.load(params)['generator.features.0.weight']
+    assert saved.dtype == np.float16
+    np.testing.assert_array_equal(weight.asnumpy(), saved.asnumpy().astype(np.float32))
