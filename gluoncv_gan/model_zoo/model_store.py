@@ -38,7 +38,7 @@ SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights'
 
 # (sha1 of the .params file, name); for a name listed more than once the last is the default
 _model_sha1_versions = [
-    ('b1680889b0aeb1599913c9ed3a9e2d6a54e6c8dd', 'dcgan_lfw'),
+    ('dadee0228099d8a8248414dbd046926954871dbe', 'dcgan_lfw'),
 ]
 
 
