@@ -30,7 +30,8 @@ from . import distributed
 from .data import LFW, FaceFolder, LFWSample
 from .data.loader import CachedBatchLoader
 from .estimator import (CheckpointHandler, EvaluationHandler, GANEstimator, GANLoggingHandler,
-                        GeneratorEMA, HistoryHandler, SampleHandler, TensorBoardHandler)
+                        GeneratorEMA, HistoryHandler, LearningRateDecayHandler, SampleHandler,
+                        TensorBoardHandler)
 from .estimator import checkpoint as ckpt
 from .loss import get_objective
 from .model_zoo import get_model
@@ -50,7 +51,8 @@ FLAG_KEYS = {'batch_size': 'batch_size', 'epochs': 'epochs', 'iterations': 'iter
              'image_size': 'image_size', 'ema_decay': 'ema_decay',
              'eval_interval': 'eval_interval', 'eval_samples': 'eval_samples',
              'lr_d': 'lr_d', 'beta2': 'beta2', 'optimizer': 'optimizer',
-             'n_critic': 'n_critic', 'weight_clip': 'weight_clip'}
+             'n_critic': 'n_critic', 'weight_clip': 'weight_clip',
+             'lr_decay_epochs': 'lr_decay_epochs'}
 # data-parallel training (gluoncv_gan.distributed, docs/distributed.md)
 FLAG_KEYS.update({'kvstore': 'kvstore', 'horovod': 'horovod', 'cpus': 'cpus'})
 
@@ -77,6 +79,8 @@ def parse_args(argv=None):
                         help='stop after this many iterations in all (instead of whole epochs)')
     parser.add_argument('--lr', type=float, default=None,
                         help="generator's learning rate (and the discriminator's without --lr-d)")
+    parser.add_argument('--lr-decay-epochs', type=int, default=None, metavar='N',
+                        help='decay both learning rates linearly to zero over the last N epochs')
     parser.add_argument('--beta1', type=float, default=None, help='Adam beta1')
     parser.add_argument('--loss', default=None,
                         help='GAN objective: vanilla, minimax, lsgan, hinge or wgan '
@@ -324,6 +328,10 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
                             interval=config['sample_interval'], real_images=real)
     handlers = [GANLoggingHandler(config['log_interval'], total, len(loader), logger=logger,
                                   progress_bar=progress_bar, num_workers=dist.num_workers)]
+    if config['lr_decay_epochs']:
+        handlers.append(LearningRateDecayHandler(
+            [trainer_g, trainer_d], [config['lr'], config['lr_d'] or config['lr']], total,
+            config['lr_decay_epochs'] * len(loader)))
     if dist.is_root:  # the other workers write nothing
         handlers += [samples, history, checkpoints] + ([evaluation] if evaluation else [])
         if config['tensorboard']:

@@ -13,7 +13,7 @@ from gluoncv_gan import compare
 from gluoncv_gan import train as train_script
 from gluoncv_gan.data import LFWSample
 from gluoncv_gan.data.loader import CachedBatchLoader
-from gluoncv_gan.estimator import GANEstimator
+from gluoncv_gan.estimator import GANEstimator, LearningRateDecayHandler
 from gluoncv_gan.loss import get_objective
 from gluoncv_gan.model_zoo import get_model
 from gluoncv_gan.utils.config import load_config
@@ -183,3 +183,65 @@ def test_compare_trains_each_recipe_on_the_same_images_and_resumes(tmp_path):
     again = json.loads((run / compare.RESULT_FILE).read_text())
     assert again['training']['resumed_from'].endswith('iter-00000006')
     assert (again['training']['iterations'], again['training']['timed_iterations']) == (8, 2)
+
+
+def test_learning_rate_decay_is_linear_to_zero_over_the_last_iterations():
+    trainers = [mx.gluon.Trainer(get_model('dcgan_lfw', nz=16, ngf=8, ndf=8)
+                                 .generator.collect_params(), 'adam', {'learning_rate': lr})
+                for lr in (2e-4, 4e-4)]
+    handler = LearningRateDecayHandler(trainers, [2e-4, 4e-4], total_iterations=10,
+                                       decay_iterations=4)
+    assert [handler.factor(i) for i in range(10)] == [1, 1, 1, 1, 1, 1, 1, 0.75, 0.5, 0.25]
+    handler.batch_begin(type('Estimator', (), {'iteration': 8})())
+    assert [t.learning_rate for t in trainers] == pytest.approx([1e-4, 2e-4])
+    handler.batch_begin(type('Estimator', (), {'iteration': 2})())
+    assert [t.learning_rate for t in trainers] == pytest.approx([2e-4, 4e-4])
+    with pytest.raises(ValueError, match='decay_iterations must be positive'):
+        LearningRateDecayHandler(trainers, [1, 1], 10, 0)
+
+
+def decaying_config(**values):
+    return load_config(None, dict(dict(dataset='lfw_sample', batch_size=8, nz=16, ngf=8, ndf=8,
+                                       epochs=2, lr_decay_epochs=1, lr=2e-4, lr_d=4e-4,
+                                       log_interval=10, sample_interval=0, eval_interval=0,
+                                       tensorboard=False, checkpoint_interval=0,
+                                       keep_checkpoints=10), **values))
+
+
+def test_lr_decay_epochs_ends_the_run_at_the_last_step_of_the_decay(tmp_path):
+    logger = train_script.logging.getLogger('test_lr_decay')
+    estimator = train_script.train(decaying_config(), str(tmp_path / 'run'), None, logger)
+    per_epoch = len(LFWSample()) // 8
+    assert estimator.iteration == 2 * per_epoch
+    # the last iteration ran at 1 / (iterations of one epoch) of the base rates
+    assert estimator.trainer_g.learning_rate == pytest.approx(2e-4 / per_epoch)
+    assert estimator.trainer_d.learning_rate == pytest.approx(4e-4 / per_epoch)
+
+
+def test_a_resumed_run_continues_the_same_learning_rate_decay(tmp_path):
+    logger = train_script.logging.getLogger('test_lr_decay')
+    full = tmp_path / 'full'
+    train_script.train(decaying_config(checkpoint_interval=20), str(full), None, logger)
+    middle = full / 'checkpoints' / 'iter-00000060'  # in the decaying second epoch
+    assert middle.is_dir()
+    resumed = tmp_path / 'resumed'
+    train_script.train(decaying_config(checkpoint_interval=20), str(resumed), str(middle), logger)
+    want, got = mx.nd.load(str(full / 'model.params')), mx.nd.load(str(resumed / 'model.params'))
+    assert sorted(want) == sorted(got)
+    for key in want:
+        np.testing.assert_array_equal(want[key].asnumpy(), got[key].asnumpy(), err_msg=key)
+    # and the decay is what made them equal: without it the resumed half differs
+    constant = tmp_path / 'constant'
+    train_script.train(decaying_config(checkpoint_interval=20, lr_decay_epochs=0), str(constant),
+                       str(middle), logger)
+    differs = mx.nd.load(str(constant / 'model.params'))
+    assert any(not np.array_equal(want[k].asnumpy(), differs[k].asnumpy()) for k in want)
+
+
+def test_dist_async_refuses_a_learning_rate_decay(monkeypatch):
+    from gluoncv_gan import distributed
+    for name in distributed.PS_VARIABLES:
+        monkeypatch.setenv(name, '1')
+    config = load_config(None, {'kvstore': 'dist_async', 'lr_decay_epochs': 2})
+    with pytest.raises(train_script.ConfigError, match='lr_decay_epochs'):
+        distributed.setup(config)

@@ -217,6 +217,9 @@ def setup(config):
             raise ConfigError('dist_async updates both nets on the servers with one optimiser, so '
                               'lr_d (%g) must equal lr (%g): drop --lr-d or use dist_sync'
                               % (config['lr_d'], config['lr']))
+        if config.get('lr_decay_epochs'):
+            raise ConfigError('dist_async updates the weights on the servers, whose learning rate '
+                              'lr_decay_epochs cannot change: use dist_sync with --lr-decay-epochs')
         if config.get('weight_clip'):
             raise ConfigError('dist_async updates the weights on the servers, where weight_clip '
                               'cannot clip them: use dist_sync with --weight-clip')

@@ -15,7 +15,8 @@ from ..utils.image import make_grid, save_image
 from . import checkpoint as ckpt
 
 __all__ = ['EpochCounter', 'GANLoggingHandler', 'SampleHandler', 'CheckpointHandler',
-           'HistoryHandler', 'EvaluationHandler', 'TensorBoardHandler', 'metric_values']
+           'HistoryHandler', 'EvaluationHandler', 'TensorBoardHandler',
+           'LearningRateDecayHandler', 'metric_values']
 
 
 def _short(name):
@@ -135,6 +136,43 @@ class GANLoggingHandler(TrainBegin, TrainEnd, EpochBegin, EpochEnd, BatchBegin, 
         elapsed = time.time() - self._train_start
         self.logger.info('Training finished: %d iterations in %.1f s (%d epochs completed)',
                          estimator.iteration - self._start_iteration, elapsed, estimator.epoch)
+
+
+class LearningRateDecayHandler(BatchBegin):
+    """Linear decay of learning rates to zero over the last ``decay_iterations`` of a run.
+
+    Before iteration ``i`` (counted from the start of the run) every trainer's rate is its base
+    rate times ``min(1, (total_iterations - i) / decay_iterations)``, so the last iteration runs
+    at ``1 / decay_iterations`` of it. The rate depends on the iteration alone, so a resumed run
+    continues the same schedule; resuming with more epochs moves the decay to the new end.
+
+    Parameters
+    ----------
+    trainers : list of Trainer
+        Trainers whose rates decay.
+    base_rates : list of float
+        Their undecayed rates (from the config: a resumed trainer holds a decayed one).
+    total_iterations : int
+        Iterations of the whole run.
+    decay_iterations : int
+        Length of the decay, in iterations (positive).
+    """
+
+    def __init__(self, trainers, base_rates, total_iterations, decay_iterations):
+        if decay_iterations <= 0:
+            raise ValueError('decay_iterations must be positive, got %r' % decay_iterations)
+        self.trainers, self.base_rates = list(trainers), list(base_rates)
+        self.total_iterations, self.decay_iterations = total_iterations, decay_iterations
+
+    def factor(self, iteration):
+        """The multiplier of the base rates before ``iteration``."""
+        remaining = self.total_iterations - iteration
+        return min(1.0, max(remaining, 0) / float(self.decay_iterations))
+
+    def batch_begin(self, estimator, *args, **kwargs):
+        factor = self.factor(estimator.iteration)
+        for trainer, base in zip(self.trainers, self.base_rates):
+            trainer.set_learning_rate(base * factor)
 
 
 class SampleHandler(TrainBegin, BatchEnd, EpochEnd, TrainEnd):

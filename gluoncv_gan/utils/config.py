@@ -59,6 +59,9 @@ SCHEMA = {
            "lr_d is set)"),
     'lr_d': ((float, type(None)), None, lambda v: v is None or v > 0,
              "null (same as lr) or a positive number: the discriminator's learning rate"),
+    'lr_decay_epochs': (int, 0, _non_negative,
+                        'a non-negative integer: decay both learning rates linearly to zero over '
+                        'the last N epochs of the run (0: constant rates)'),
     'beta1': (float, 0.5, _probability, 'a number in [0, 1): Adam beta1 (unused by rmsprop)'),
     'beta2': (float, 0.999, _probability,
               'a number in [0, 1): decay of the mean squared gradient (Adam beta2, RMSprop '
