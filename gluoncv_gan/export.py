@@ -11,6 +11,10 @@ default: half the size, and loading casts back to float32), and writes
 ``{name}-{sha1[:8]}.params`` and ``{name}-{sha1[:8]}.zip``. It prints the line to add to
 ``_model_sha1_versions`` in ``gluoncv_gan/model_zoo/model_store.py`` and how far the stored
 weights' samples are from the checkpoint's.
+
+``--average K`` publishes instead the mean of the raw generators of the run's K newest epoch-end
+checkpoints (``--end-epoch N``: the K ending after epoch N), BatchNorm recalibrated, with the
+last of those checkpoints' discriminator.
 """
 import argparse
 import json
@@ -33,17 +37,28 @@ __all__ = ['choose_checkpoint', 'build_pair', 'export_pair', 'main']
 logger = logging.getLogger(__name__)
 
 
-def epoch_checkpoints(path, count):
-    """The ``count`` newest epoch-end checkpoints of a run (or of a folder of checkpoints)."""
+def epoch_checkpoints(path, count, end_epoch=None):
+    """The ``count`` newest epoch-end checkpoints of a run (or of a folder of checkpoints).
+
+    With ``end_epoch``, the ``count`` that end with the checkpoint saved after epoch ``end_epoch``.
+    """
     from .estimator.checkpoint import list_checkpoints
     folder = os.path.join(path, 'checkpoints')
     found = list_checkpoints(folder if os.path.isdir(folder) else path)
-    ends = [ckpt for _, ckpt in found if read_state(ckpt)['batch'] == 0]
+    ends = [(read_state(ckpt)['epoch'], ckpt) for _, ckpt in found if read_state(ckpt)['batch'] == 0]
+    if end_epoch is not None:
+        if end_epoch not in [epoch for epoch, _ in ends]:
+            raise FileNotFoundError('%s has no checkpoint saved after epoch %d (epoch-end '
+                                    'checkpoints kept: %s): pass one of those to --end-epoch'
+                                    % (path, end_epoch,
+                                       ', '.join(str(epoch) for epoch, _ in ends) or 'none'))
+        ends = [(epoch, ckpt) for epoch, ckpt in ends if epoch <= end_epoch]
     if len(ends) < count:
-        raise FileNotFoundError('%s has %d epoch-end checkpoints, fewer than --average %d: train '
+        raise FileNotFoundError('%s has %d epoch-end checkpoints%s, fewer than --average %d: train '
                                 'with keep_checkpoints >= %d and checkpoint_interval 0'
-                                % (path, len(ends), count, count))
-    return ends[-count:]
+                                % (path, len(ends), '' if end_epoch is None else
+                                   ' up to epoch %d' % end_epoch, count, count))
+    return [ckpt for _, ckpt in ends[-count:]]
 
 
 def average_generator(net, checkpoints, ctx=None, recalibration_batches=64):
@@ -151,6 +166,9 @@ def parse_args(argv=None):
     parser.add_argument('--average', type=int, default=0, metavar='K',
                         help='publish the mean of the raw generators of the K newest epoch-end '
                              'checkpoints (BatchNorm recalibrated) with the newest discriminator')
+    parser.add_argument('--end-epoch', type=int, default=None, metavar='N',
+                        help='with --average: the K epoch-end checkpoints ending after epoch N '
+                             '(default: the newest)')
     parser.add_argument('--dtype', default='float16', choices=['float16', 'float32'],
                         help='storage type of the published weights')
     parser.add_argument('--out-dir', default='.', help='where the .params and .zip go')
@@ -161,7 +179,10 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     args = parse_args(argv)
     try:
-        averaged = epoch_checkpoints(args.path, args.average) if args.average else None
+        if args.end_epoch is not None and not args.average:
+            sys.exit('error: --end-epoch chooses the checkpoints of --average K: add --average')
+        averaged = epoch_checkpoints(args.path, args.average, args.end_epoch) \
+            if args.average else None
         checkpoint = averaged[-1] if averaged else choose_checkpoint(args.path)
     except FileNotFoundError as err:
         sys.exit('error: %s' % err)

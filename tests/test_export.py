@@ -47,6 +47,18 @@ def test_average_uses_the_newest_epoch_end_checkpoints(run, tmp_path):
     assert not np.allclose(published[rv].asnumpy(), newest[rv].asnumpy())
 
 
+def test_average_ending_at_an_earlier_epoch(run, tmp_path):
+    per_epoch = 300 // 16
+    ends = export.epoch_checkpoints(run, 2, end_epoch=2)
+    assert [os.path.basename(c) for c in ends] == ['iter-%08d' % (per_epoch * e) for e in (1, 2)]
+    with pytest.raises(FileNotFoundError, match='no checkpoint saved after epoch 7'):
+        export.epoch_checkpoints(run, 2, end_epoch=7)
+    with pytest.raises(FileNotFoundError, match='up to epoch 1, fewer than --average 2'):
+        export.epoch_checkpoints(run, 2, end_epoch=1)
+    with pytest.raises(SystemExit, match='add --average'):
+        export.main([run, '--end-epoch', '2', '--out-dir', str(tmp_path)])
+
+
 def test_average_needs_enough_epoch_end_checkpoints(run, tmp_path):
     with pytest.raises(SystemExit, match='fewer than --average 9'):
         export.main([run, '--average', '9', '--out-dir', str(tmp_path)])
