@@ -129,13 +129,23 @@ def test_dcgan_lfw_128_trains_end_to_end_on_128_pixel_data(tmp_path):
 
 @pytest.mark.parametrize('name, model, loss', [
     ('dcgan_lfw_128', 'dcgan_lfw_128', 'vanilla'), ('lsgan_lfw', 'lsgan_lfw', 'lsgan'),
-    ('wgan_lfw', 'wgan_lfw', 'wgan'), ('sngan_lfw', 'sngan_lfw', 'hinge')])
+    ('wgan_lfw', 'wgan_lfw', 'wgan'), ('sngan_lfw', 'sngan_lfw', 'hinge'),
+    ('dcgan_lfw_long', 'dcgan_lfw', 'vanilla')])
 def test_recipe_configs(name, model, loss):
     config = load_config(os.path.join(REPO, 'configs', name + '.yaml'))
     assert (config['model'], config['loss']) == (model, loss)
     assert config['image_size'] == get_model(model).resolution
     # the objective is the recipe's choice, not the model's: any pair combines
     assert load_config(None, {'model': model, 'loss': 'vanilla'})['loss'] == 'vanilla'
+
+
+def test_the_published_recipe_decays_over_its_last_ten_of_sixty_epochs():
+    config = load_config(os.path.join(REPO, 'configs', 'dcgan_lfw_long.yaml'))
+    assert (config['epochs'], config['lr_decay_epochs']) == (60, 10)
+    assert config['checkpoint_interval'] == 0 and config['keep_checkpoints'] >= 5  # --average 5
+    tutorial = load_config(os.path.join(REPO, 'configs', 'dcgan_lfw.yaml'))
+    for key in ('model', 'loss', 'batch_size', 'lr', 'beta1', 'beta2', 'nz', 'ngf', 'ndf'):
+        assert config[key] == tutorial[key], key
 
 
 def write_recipe(path, **values):
