@@ -328,6 +328,11 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
                             interval=config['sample_interval'], real_images=real)
     handlers = [GANLoggingHandler(config['log_interval'], total, len(loader), logger=logger,
                                   progress_bar=progress_bar, num_workers=dist.num_workers)]
+    if config['lr_decay_epochs'] * len(loader) > total:
+        raise ConfigError('lr_decay_epochs (%d epochs, %d iterations) is longer than the run (%d '
+                          'iterations): lower --lr-decay-epochs or raise --epochs'
+                          % (config['lr_decay_epochs'], config['lr_decay_epochs'] * len(loader),
+                             total))
     if config['lr_decay_epochs']:
         handlers.append(LearningRateDecayHandler(
             [trainer_g, trainer_d], [config['lr'], config['lr_d'] or config['lr']], total,

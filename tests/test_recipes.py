@@ -228,6 +228,12 @@ def test_lr_decay_epochs_ends_the_run_at_the_last_step_of_the_decay(tmp_path):
     assert estimator.trainer_d.learning_rate == pytest.approx(4e-4 / per_epoch)
 
 
+def test_a_decay_longer_than_the_run_is_refused(tmp_path):
+    logger = train_script.logging.getLogger('test_lr_decay')
+    with pytest.raises(train_script.ConfigError, match='longer than the run'):
+        train_script.train(decaying_config(lr_decay_epochs=3), str(tmp_path / 'run'), None, logger)
+
+
 def test_a_resumed_run_continues_the_same_learning_rate_decay(tmp_path):
     logger = train_script.logging.getLogger('test_lr_decay')
     full = tmp_path / 'full'
