@@ -350,8 +350,11 @@ def test_damaged_shipped_copy_is_refused(exported, store, tmp_path, monkeypatch)
 def test_no_repo_and_nothing_shipped_says_to_set_the_repo(exported, store):
     with pytest.raises(DownloadError) as info:
         _load_pretrained()
-    assert REPO_ENV in str(info.value)
-    assert 'gluon/models/%s.zip' % exported.stem in str(info.value)
+    message = str(info.value)
+    assert '\n' not in message
+    assert REPO_ENV in message
+    assert 'gluon/models/%s.zip' % exported.stem in message
+    assert exported.sha1 in message  # the file it needs, by name and by sha1
     _assert_left_nothing(store)
 
 

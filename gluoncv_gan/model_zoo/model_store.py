@@ -187,10 +187,11 @@ def get_model_file(name, tag=None, root=None, progress=True):
         repo = os.environ.get(REPO_ENV)
         if not repo:
             raise DownloadError(
-                'The weights %s.params are neither in the cache (%s) nor shipped with this '
-                'installation, and no repository is set: point $%s at a mirror that serves '
-                'gluon/models/%s.zip (http(s):// or file://).' % (file_name, root, REPO_ENV,
-                                                                   file_name))
+                '%s.zip (sha1 %s) is neither in the cache %s nor shipped with this '
+                'installation: install gluoncv-gan from a clone of its repository (which holds '
+                'every published zip in gluoncv_gan/model_zoo/weights/), or set $%s to a '
+                'folder or server that serves gluon/models/%s.zip (file:///path or http(s)://)'
+                % (file_name, sha1, root, REPO_ENV, file_name))
         url = '%s/gluon/models/%s.zip' % (repo.rstrip('/'), file_name)
         logger.info('Downloading %s from %s...', file_name, url)
         _fetch_zip(url, file_name + '.params', target, sha1,
