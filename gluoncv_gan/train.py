@@ -38,7 +38,7 @@ from .estimator import checkpoint as ckpt
 from .estimator.gan_estimator import GANBatchProcessor
 from .loss import get_objective
 from .model_zoo import get_model
-from .utils.cli import add_debug_flag, command
+from .utils.cli import add_debug_flag, check_output_path, command, describe_error
 from .utils.config import ConfigError, load_config, read_config_file, save_config
 from .utils.amp import enable_bfloat16
 from .utils.fileio import atomic_path
@@ -486,6 +486,9 @@ def main(argv=None):
     """
     args = parse_args(argv)
     config, save_dir, checkpoint = resolve_run(args)
+    check_output_path(save_dir, '--save-dir', folder=True)
+    if args.logging_file:
+        check_output_path(args.logging_file, '--logging-file')
     dist = distributed.setup(config)
     log_file = args.logging_file or os.path.join(save_dir, 'train.log')
     logger = setup_logging(log_file if dist.is_root else None, dist.log_prefix)
@@ -503,7 +506,6 @@ def main(argv=None):
                     'is written atomically)')
         sys.exit(128 + signal.SIGINT)
     except Exception as err:
-        from .utils.cli import describe_error
         _log_to_files(logger, 'error: %s' % describe_error(err))
         raise
 

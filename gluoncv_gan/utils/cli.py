@@ -12,8 +12,8 @@ import sys
 
 import mxnet as mx
 
-__all__ = ['UserError', 'DEBUG_VARIABLE', 'EXIT_ERROR', 'command', 'describe_error',
-           'debug_requested', 'add_debug_flag']
+__all__ = ['UserError', 'CommandExit', 'DEBUG_VARIABLE', 'EXIT_ERROR', 'command',
+           'describe_error', 'debug_requested', 'add_debug_flag', 'check_output_path']
 
 DEBUG_VARIABLE = 'GLUONCV_GAN_DEBUG'
 EXIT_ERROR = 2
@@ -21,6 +21,17 @@ EXIT_ERROR = 2
 
 class UserError(Exception):
     """A failure the user can fix; its message says what went wrong and what to do."""
+
+
+class CommandExit(SystemExit):
+    """Exit with :data:`EXIT_ERROR`; ``str()`` is the message (already printed on stderr)."""
+
+    def __init__(self, message):
+        super(CommandExit, self).__init__(EXIT_ERROR)
+        self.message = message
+
+    def __str__(self):
+        return self.message
 
 
 # what to do about an OSError, by errno
@@ -79,6 +90,8 @@ def add_debug_flag(parser):
 def command(expected=()):
     """Decorate a command's ``main(argv=None)``: expected failures exit 2 with one line.
 
+    A ``sys.exit('error: ...')`` inside ``main`` also becomes that line on stderr and exit 2.
+
     Parameters
     ----------
     expected : tuple of exception types
@@ -93,10 +106,57 @@ def command(expected=()):
         def wrapper(argv=None):
             try:
                 return main(argv)
+            except SystemExit as stop:
+                if not (isinstance(stop.code, str) and stop.code.startswith('error: ')):
+                    raise
+                message = ' '.join(stop.code.split())
             except caught as err:
                 if debug_requested(argv):
                     raise
-                print('error: %s' % describe_error(err), file=sys.stderr, flush=True)
-                sys.exit(EXIT_ERROR)
+                message = 'error: %s' % ' '.join(describe_error(err).split())
+            print(message, file=sys.stderr, flush=True)
+            raise CommandExit(message)
         return wrapper
     return decorate
+
+
+def _nearest_existing(path):
+    while not os.path.exists(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return path
+
+
+def check_output_path(path, flag, folder=False):
+    """Refuse, before any work, an output path that cannot be written.
+
+    Parameters
+    ----------
+    path : str
+        The file (or, with ``folder``, the folder) a command will write.
+    flag : str
+        The option that named it, for the message (e.g. ``'--json'``).
+    folder : bool
+        ``path`` is a folder to create or use, not a file.
+
+    Raises
+    ------
+    UserError
+        When ``path`` is a folder (a file was asked for) or a file (a folder was asked for),
+        lies under a regular file, or its nearest existing folder is not writable.
+    """
+    path = os.path.abspath(os.path.expanduser(path))
+    if not folder and os.path.isdir(path):
+        raise UserError('%s %s is a folder; name a file inside it instead' % (flag, path))
+    if folder and os.path.exists(path) and not os.path.isdir(path):
+        raise UserError('%s %s is a file, not a folder; choose another path' % (flag, path))
+    existing = _nearest_existing(path if folder else os.path.dirname(path))
+    if not os.path.isdir(existing):
+        raise UserError('%s %s is under %s, which is a file, not a folder; choose another path'
+                        % (flag, path, existing))
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError('%s %s cannot be written: %s is read-only or not yours; choose a '
+                        'writable folder' % (flag, path, existing))
+    return path
