@@ -304,8 +304,8 @@ def main(argv=None):
         signum = getattr(stop, 'signum', signal.SIGINT)
         code = 128 + signum
         signal.signal(signal.SIGINT, on_signal)  # a second Ctrl-C: stop at once
-        job.say('interrupted by %s: forwarding it to the workers, which stop after their '
-                'iteration with a checkpoint (again to stop everything at once)'
+        job.say('interrupted by %s: stopping the job (the workers finish their iteration and '
+                'save a checkpoint; again to stop everything at once)'
                 % signal.Signals(signum).name)
         try:
             # the workers stop gracefully on SIGINT and SIGTERM (SIGHUP would kill them)

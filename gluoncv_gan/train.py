@@ -254,7 +254,7 @@ def resume_changes(saved, config):
     if bool(saved.get('ema_decay')) != bool(config['ema_decay']):
         frozen.append('ema_decay')  # the average can change its decay, not appear or vanish
     if frozen:
-        raise ConfigError('%s cannot change when resuming (%s): drop %s, or start a new run '
+        raise ConfigError('%s cannot change when resuming (%s); drop %s, or start a new run '
                           'with another --save-dir' % (
                               ', '.join(frozen), ', '.join('%s %r in the checkpoint, %r asked'
                                                            % (k, changes[k][0], changes[k][1])
@@ -263,16 +263,18 @@ def resume_changes(saved, config):
     return changes
 
 
-def resolve_run(args):
+def resolve_run(args, warnings=None):
     """(config, save_dir, checkpoint or None) from the flags, the recipe and a resumed run.
 
     A resumed run takes the checkpoint's config, then the keys of ``--config`` and the flags
-    given; its checkpoint is the newest usable one (see :func:`ckpt.resume_checkpoint`).
+    given; its checkpoint is the newest usable one (see :func:`ckpt.resume_checkpoint`), and
+    the damaged ones passed over are reported in the list ``warnings`` (default: logged).
     """
     overrides = overrides_from_args(args)
     checkpoint = None
     if args.resume:
-        checkpoint = ckpt.resume_checkpoint(args.resume)
+        checkpoint = ckpt.resume_checkpoint(
+            args.resume, warn=warnings.append if warnings is not None else None)
         saved = load_config(None, ckpt.read_state(checkpoint)['config'])
         requested = read_config_file(args.config) if args.config else {}
         requested.update({k: v for k, v in overrides.items() if v is not None})
@@ -415,10 +417,10 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
         save_config(config, os.path.join(save_dir, 'config.yaml'))
         np.save(os.path.join(save_dir, 'fixed_noise.npy'), fixed_noise)
 
-    with StopOnSignal() as stop:
+    with StopOnSignal(agree=dist.any_worker if dist.num_workers > 1 else None) as stop:
         estimator.fit(loader, total, event_handlers=handlers + [stop])
-    if stop.signum is not None and estimator.iteration < total:
-        raise Stopped(stop.signum, estimator.iteration)
+    if stop.stopping and estimator.iteration < total:
+        raise Stopped(stop.signum or signal.SIGTERM, estimator.iteration)
     traffic = dist.traffic()
     if traffic and estimator.fit_iterations:
         logger.info('kvstore traffic of this worker: %.2f MB pushed, %.2f MB pulled per iteration',
@@ -485,7 +487,8 @@ def main(argv=None):
     checkpoint and exit with 130 and 143.
     """
     args = parse_args(argv)
-    config, save_dir, checkpoint = resolve_run(args)
+    fallbacks = []
+    config, save_dir, checkpoint = resolve_run(args, fallbacks)
     check_output_path(save_dir, '--save-dir', folder=True)
     if args.logging_file:
         check_output_path(args.logging_file, '--logging-file')
@@ -494,6 +497,8 @@ def main(argv=None):
     logger = setup_logging(log_file if dist.is_root else None, dist.log_prefix)
     logger.info(args)
     logger.info('Config: %s', config)
+    for message in fallbacks:
+        logger.warning(message)
     try:
         train(config, save_dir, checkpoint, logger, dist=dist)
     except Stopped as stop:

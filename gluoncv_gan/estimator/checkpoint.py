@@ -149,10 +149,9 @@ def read_state(path):
             raise CheckpointError('checkpoint %s is damaged: its %s does not parse (%s); resume '
                                   'from an earlier checkpoint or from the run folder'
                                   % (path, STATE_FILE, err)) from None
-    if not isinstance(state, dict) or not {'epoch', 'batch', 'iteration', 'config'} <= set(state):
-        raise CheckpointError('checkpoint %s is damaged: its %s lacks the training position or '
-                              'the config; resume from an earlier checkpoint or from the run '
-                              'folder' % (path, STATE_FILE))
+    if not isinstance(state, dict):
+        raise CheckpointError('checkpoint %s is damaged: its %s is not a mapping; resume from an '
+                              'earlier checkpoint or from the run folder' % (path, STATE_FILE))
     return state
 
 
@@ -167,6 +166,8 @@ def checkpoint_problem(path):
         state = read_state(path)
     except (CheckpointError, OSError) as err:
         return str(err).split(': ', 1)[-1].split('; ')[0]
+    if not {'epoch', 'batch', 'iteration', 'config'} <= set(state):
+        return '%s lacks the training position or the config' % STATE_FILE
     needed = list(REQUIRED_FILES) + ([EMA_FILE] if state['config'].get('ema_decay') else [])
     missing = [name for name in needed if not os.path.isfile(os.path.join(path, name))]
     if missing:
@@ -179,6 +180,8 @@ def checkpoint_problem(path):
                 if not all(np.isfinite(a.asnumpy()).all() for a in arrays.values()):
                     return '%s holds NaN or infinite values' % name
             elif name.endswith('.states'):
+                if state['config'].get('kvstore') == 'dist_async' and not os.path.getsize(file):
+                    continue  # its optimiser states live on the servers: an empty file
                 with open(file, 'rb') as f:
                     pickle.load(f)
             elif name.endswith('.npy'):
@@ -196,7 +199,7 @@ def _set_aside(path):
     return aside
 
 
-def resume_checkpoint(path):
+def resume_checkpoint(path, warn=None):
     """The checkpoint ``--resume path`` continues from, checked.
 
     ``path`` is a checkpoint folder, which must be usable, or a run folder: its newest usable
@@ -210,7 +213,10 @@ def resume_checkpoint(path):
         When the checkpoint named is damaged, or no checkpoint of the run is usable.
     FileNotFoundError
         When there is no checkpoint at ``path``.
+
+    ``warn(message)`` reports each fallback (default: this module's logger).
     """
+    warn = warn or logger.warning
     path = os.path.abspath(os.path.expanduser(path))
     if os.path.isfile(os.path.join(path, STATE_FILE)):
         problem = checkpoint_problem(path)
@@ -227,8 +233,8 @@ def resume_checkpoint(path):
         if problem is None:
             return candidate
         aside = _set_aside(candidate)
-        logger.warning('Checkpoint %s is damaged (%s): falling back to the previous one; the '
-                       'damaged one is kept as %s', candidate, problem, aside)
+        warn('Checkpoint %s is damaged (%s): falling back to the previous one; the damaged one '
+             'is kept as %s' % (candidate, problem, aside))
     raise CheckpointError('no usable checkpoint in %s (all %d are damaged and were set aside as '
                           '*.damaged-*); start a new run' % (path, len(found)))
 

@@ -54,13 +54,22 @@ class StopOnSignal(BatchEnd, EpochEnd):
     handlers run, so the checkpoint handler saves the position). A second signal gets the
     default action and ends the process at once (what is on disk stays whole: every file is
     written atomically).
+
+    Parameters
+    ----------
+    agree : callable or None
+        ``agree(flag)`` returns True on every data-parallel worker when the flag is true on
+        any (:meth:`gluoncv_gan.distributed.Distribution.any_worker`), so that all stop after
+        the same iteration; None: this process alone.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, priority=-np.inf):
+    def __init__(self, agree=None, priority=-np.inf):
         self.priority = priority
+        self.agree = agree or bool
         self.signum = None
+        self.stopping = False
         self._previous = {}
 
     def _on_signal(self, signum, frame):
@@ -83,10 +92,11 @@ class StopOnSignal(BatchEnd, EpochEnd):
         return False
 
     def batch_end(self, estimator, *args, **kwargs):
-        return self.signum is not None
+        self.stopping = self.agree(self.signum is not None)
+        return self.stopping
 
     def epoch_end(self, estimator, *args, **kwargs):
-        return self.signum is not None
+        return self.stopping
 
 
 class GANLoggingHandler(TrainBegin, TrainEnd, EpochBegin, EpochEnd, BatchBegin, BatchEnd):
