@@ -143,7 +143,8 @@ def load_images(source, size):
             raise ValueError('%s is not a readable .npy array (%s); pass a uint8 array of shape '
                              '(N, H, H, 3), RGB, e.g. from python -m gluoncv_gan.sample --out '
                              'fake.npy' % (source, err)) from None
-        if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 \
+        if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 \
+                or images.shape[-1] != 3 \
                 or images.shape[1] != images.shape[2]:
             raise ValueError('%s holds %s %s; expected square uint8 images of shape '
                              '(N, H, H, 3), RGB' % (source, images.dtype, images.shape))

@@ -245,8 +245,8 @@ def test_second_ctrl_c_aborts_at_once_and_leaves_whole_checkpoints(tmp_path):
 
 def test_launcher_forwards_ctrl_c_and_the_workers_checkpoint(tmp_path):
     env = dict(os.environ, OMP_NUM_THREADS='1')
-    command = [sys.executable, '-m', 'gluoncv_gan.launch', '-n', '2', '-s', '1', '--', sys.executable,
-               '-m', 'gluoncv_gan.train', '--kvstore', 'dist_sync', '--iterations', '500',
+    command = [sys.executable, '-m', 'gluoncv_gan.launch', '-n', '2', '-s', '1', '--',
+               sys.executable, '-m', 'gluoncv_gan.train', '--kvstore', 'dist_sync', '--iterations', '500',
                '--log-interval', '1', '--checkpoint-interval', '0',
                '--save-dir', str(tmp_path / 'run')] + SMALL
     proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,

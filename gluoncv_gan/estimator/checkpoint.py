@@ -60,7 +60,8 @@ def check_finite(block, what):
                 raise NonFiniteError(
                     'parameter %s holds NaN or infinite values, so %s was not written (the '
                     'earlier checkpoints are kept); training diverged: resume from the last '
-                    'checkpoint with a lower --lr (and --lr-d), or use another --loss' % (name, what))
+                    'checkpoint with a lower --lr (and --lr-d), or use another --loss'
+                    % (name, what))
 
 
 def checkpoint_name(iteration):

@@ -57,8 +57,8 @@ SCHEMA = {
                    'null or a positive integer: stop after this many iterations in all'),
     'optimizer': (str, 'adam', ('adam', 'rmsprop'), 'adam or rmsprop'),
     'lr': (float, 0.0002, _positive,
-           "a positive finite number: the generator's learning rate (and the discriminator's unless "
-           "lr_d is set)"),
+           "a positive finite number: the generator's learning rate (and the discriminator's "
+           "unless lr_d is set)"),
     'lr_d': ((float, type(None)), None, lambda v: v is None or _positive(v),
              "null (same as lr) or a positive finite number: the discriminator's learning rate"),
     'lr_decay_epochs': (int, 0, _non_negative,
