@@ -29,6 +29,7 @@ import numpy as np
 from .metrics import (diversity, face_detection_rate, memorization_score,
                       sliced_wasserstein_distance)
 from .model_zoo import get_model, get_model_list
+from .utils.cli import add_debug_flag, check_output_path, command
 from .utils.download import DownloadError
 from .utils.fileio import atomic_path
 from .utils.image import make_grid, save_image, to_uint8_images
@@ -136,8 +137,14 @@ def load_images(source, size):
     if source.endswith('.npy'):
         if not os.path.isfile(source):
             raise FileNotFoundError('image file %s does not exist' % source)
-        images = np.load(source, mmap_mode='r')
-        if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3 \
+        try:
+            images = np.load(source, mmap_mode='r')
+        except (ValueError, OSError, EOFError) as err:
+            raise ValueError('%s is not a readable .npy array (%s); pass a uint8 array of shape '
+                             '(N, H, H, 3), RGB, e.g. from python -m gluoncv_gan.sample --out '
+                             'fake.npy' % (source, err)) from None
+        if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 \
+                or images.shape[-1] != 3 \
                 or images.shape[1] != images.shape[2]:
             raise ValueError('%s holds %s %s; expected square uint8 images of shape '
                              '(N, H, H, 3), RGB' % (source, images.dtype, images.shape))
@@ -214,6 +221,7 @@ def parse_args(argv=None):
     parser.add_argument('--json', default=None, help='write the results here')
     parser.add_argument('--grid', default=None, help='write a grid of 64 samples here (.png)')
     parser.add_argument('--gpus', default='', help='GPU id to generate on; empty for CPU')
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if args.model is not None and args.fake is not None:
         parser.error('give a model name or --fake, not both')
@@ -244,9 +252,13 @@ def print_table(result, stream=None):
         stream.write('%s  %s\n' % (name.ljust(width), value))
 
 
+@command(expected=(DownloadError,))
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     args = parse_args(argv)
+    for flag, path in (('--json', args.json), ('--grid', args.grid)):
+        if path:  # before the metrics are computed, not after
+            check_output_path(path, flag)
     ctx = mx.gpu(int(args.gpus)) if args.gpus.strip() else mx.cpu()
     start = time.time()
     try:

@@ -29,6 +29,7 @@ import numpy as np
 
 from .estimator.checkpoint import find_checkpoint, read_state
 from .model_zoo import get_model, get_model_list
+from .utils.cli import add_debug_flag, command
 from .utils.download import file_checksum
 from .utils.fileio import atomic_path
 
@@ -172,9 +173,11 @@ def parse_args(argv=None):
     parser.add_argument('--dtype', default='float16', choices=['float16', 'float32'],
                         help='storage type of the published weights')
     parser.add_argument('--out-dir', default='.', help='where the .params and .zip go')
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
+@command()
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     args = parse_args(argv)

@@ -14,7 +14,12 @@ kvstore rank, which ps-lite assigns, is the ``[rank r/W]`` in the training log l
 If any process fails (exits non-zero or is killed by a signal), the launcher stops all the others
 (SIGTERM to each process group, SIGKILL after ``--grace`` seconds) and exits non-zero. When every
 worker has succeeded, it waits up to ``--shutdown-timeout`` seconds for the servers and the
-scheduler to exit, and exits 0. Ctrl-C stops everything. Several machines: docs/distributed.md.
+scheduler to exit, and exits 0. Several machines: docs/distributed.md.
+
+Ctrl-C (SIGINT) or SIGTERM is forwarded to the workers, which finish their iteration and stop
+(rank 0 saves a checkpoint and logs the command that resumes); the launcher waits up to
+``--stop-timeout`` seconds for them, stops the servers and the scheduler, and exits 130 or 143.
+A second Ctrl-C, or the timeout, stops everything at once.
 """
 import argparse
 import os
@@ -24,6 +29,8 @@ import subprocess
 import sys
 import threading
 import time
+
+from .utils.cli import add_debug_flag, command
 
 __all__ = ['free_port', 'role_environment', 'Job', 'parse_args', 'main']
 
@@ -140,11 +147,15 @@ class Job:
         roles += [('worker %d' % i, 'worker') for i in range(self.num_workers)]
         for name, role in roles:
             env = role_environment(role, self.port, self.num_workers, self.num_servers)
-            proc = subprocess.Popen(self.command, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                    start_new_session=True,  # its own process group
-                                    preexec_fn=_die_with_parent if sys.platform.startswith('linux')
-                                    else None)
+            try:
+                proc = subprocess.Popen(self.command, env=env, stdin=subprocess.DEVNULL,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        start_new_session=True,  # its own process group
+                                        preexec_fn=_die_with_parent
+                                        if sys.platform.startswith('linux') else None)
+            except OSError:
+                self.stop()  # the processes already started
+                raise
             self.procs.append((name, role, proc))
         for name, role, proc in self.procs:
             self.say('started %s (pid %d)' % (name, proc.pid))
@@ -168,9 +179,11 @@ class Job:
     def all_done(self):
         return all(proc.poll() is not None for _, _, proc in self.procs)
 
-    def _signal_groups(self, signum):
+    def _signal_groups(self, signum, role=None):
         # every group, even of a process that has exited: its children may still run
-        for _, _, proc in self.procs:
+        for _, proc_role, proc in self.procs:
+            if role is not None and proc_role != role:
+                continue
             try:
                 os.killpg(proc.pid, signum)
             except (ProcessLookupError, PermissionError):
@@ -186,6 +199,19 @@ class Job:
         for _, _, proc in self.procs:
             proc.wait()
         self.join_output()
+
+    def forward_to_workers(self, signum, timeout):
+        """Send ``signum`` to the workers; wait up to ``timeout`` s for them to exit.
+
+        Returns True when every worker exited in time.
+        """
+        self._signal_groups(signum, role='worker')
+        deadline = time.time() + timeout
+        while not self.workers_done():
+            if time.time() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
 
     def join_output(self, timeout=5.0):
         for thread in self._threads:
@@ -238,6 +264,10 @@ def parse_args(argv=None):
                         help='seconds between SIGTERM and SIGKILL when stopping the job')
     parser.add_argument('--shutdown-timeout', type=float, default=30.0,
                         help='seconds to wait for the servers and the scheduler after the workers')
+    parser.add_argument('--stop-timeout', type=float, default=120.0,
+                        help='after Ctrl-C or SIGTERM: seconds the workers get to finish their '
+                             'iteration and save a checkpoint before everything is stopped')
+    add_debug_flag(parser)
     parser.add_argument('command', nargs=argparse.REMAINDER,
                         help='the training command, after --')
     args = parser.parse_args(argv)
@@ -256,6 +286,7 @@ def parse_args(argv=None):
     return args
 
 
+@command()
 def main(argv=None):
     args = parse_args(argv)
     port = args.port or free_port()
@@ -271,12 +302,23 @@ def main(argv=None):
         code = job.run(shutdown_timeout=args.shutdown_timeout)
     except (KeyboardInterrupt, _Stop) as stop:
         signum = getattr(stop, 'signum', signal.SIGINT)
+        code = 128 + signum
+        signal.signal(signal.SIGINT, on_signal)  # a second Ctrl-C: stop at once
+        job.say('interrupted by %s: stopping the job (the workers finish their iteration and '
+                'save a checkpoint; again to stop everything at once)'
+                % signal.Signals(signum).name)
+        try:
+            # the workers stop gracefully on SIGINT and SIGTERM (SIGHUP would kill them)
+            forward = signum if signum in (signal.SIGINT, signal.SIGTERM) else signal.SIGTERM
+            if not job.forward_to_workers(forward, args.stop_timeout):
+                job.say('the workers did not stop within %g s: stopping everything'
+                        % args.stop_timeout)
+        except (KeyboardInterrupt, _Stop):
+            job.say('interrupted again: stopping everything now')
         # ignore further Ctrl-C and SIGTERM while the job is being stopped
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        job.say('interrupted by %s: stopping the job' % signal.Signals(signum).name)
         job.stop()
-        code = 128 + signum
     sys.exit(code)
 
 

@@ -39,6 +39,7 @@ import numpy as np
 
 from .evaluate import load_generator
 from .model_zoo import get_model_list
+from .utils.cli import UserError, add_debug_flag, check_output_path, command
 from .utils.download import DownloadError
 from .utils.fileio import atomic_path
 from .utils.image import make_grid, save_image, to_uint8_images
@@ -46,6 +47,7 @@ from .utils.image import make_grid, save_image, to_uint8_images
 __all__ = ['slerp', 'interpolation_latents', 'generate_from_latents', 'parse_args', 'main']
 
 FORMATS = ('png', 'npy')
+EXTENSIONS = ('.png', '.jpg', '.jpeg', '.npy')
 DEFAULT_NUM = 64
 
 
@@ -182,6 +184,7 @@ def parse_args(argv=None):
     parser.add_argument('--out', default=None,
                         help='output file (default faces.png, or faces.npy with --format npy)')
     parser.add_argument('--gpus', default='', help='GPU id to run on; empty for CPU')
+    add_debug_flag(parser)
     args = parser.parse_args(argv)
     if args.ema and not args.params:
         parser.error('--ema needs --params (a checkpoint or run folder)')
@@ -218,10 +221,15 @@ def _save_npy(path, images):
             np.save(f, images)
 
 
+@command(expected=(DownloadError,))
 def main(argv=None):
     """Run the sampler; returns the images written, uint8 (N, H, W, 3) RGB."""
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     args = parse_args(argv)
+    if os.path.splitext(args.out)[1].lower() not in EXTENSIONS:
+        raise UserError('--out %s has an extension that is neither a picture nor an array; use '
+                        '.png or .jpg for a grid, .npy for the images' % args.out)
+    check_output_path(args.out, '--out')
     ctx = mx.gpu(int(args.gpus.split(',')[0])) if args.gpus.strip() else mx.cpu()
     if args.params is not None and not os.path.exists(os.path.expanduser(args.params)):
         sys.exit('error: --params %s does not exist: pass a .params file, a checkpoint folder '

@@ -21,6 +21,8 @@ Run folder (``--save-dir``)::
 import argparse
 import logging
 import os
+import shlex
+import signal
 import sys
 
 import mxnet as mx
@@ -31,11 +33,13 @@ from .data import LFW, FaceFolder, LFWSample
 from .data.loader import CachedBatchLoader
 from .estimator import (CheckpointHandler, EvaluationHandler, GANEstimator, GANLoggingHandler,
                         GeneratorEMA, HistoryHandler, LearningRateDecayHandler, SampleHandler,
-                        TensorBoardHandler)
+                        StopOnSignal, TensorBoardHandler)
 from .estimator import checkpoint as ckpt
+from .estimator.gan_estimator import GANBatchProcessor
 from .loss import get_objective
 from .model_zoo import get_model
-from .utils.config import ConfigError, load_config, save_config
+from .utils.cli import add_debug_flag, check_output_path, command, describe_error
+from .utils.config import ConfigError, load_config, read_config_file, save_config
 from .utils.amp import enable_bfloat16
 from .utils.fileio import atomic_path
 
@@ -55,6 +59,18 @@ FLAG_KEYS = {'batch_size': 'batch_size', 'epochs': 'epochs', 'iterations': 'iter
              'lr_decay_epochs': 'lr_decay_epochs'}
 # data-parallel training (gluoncv_gan.distributed, docs/distributed.md)
 FLAG_KEYS.update({'kvstore': 'kvstore', 'horovod': 'horovod', 'cpus': 'cpus'})
+# keys a resumed run cannot change: they shape the nets, their optimiser states, or the
+# sequence of batches and latents (batch_size and the worker count: Distribution.check_resume)
+FROZEN_ON_RESUME = ('model', 'nz', 'ngf', 'ndf', 'image_size', 'loss', 'optimizer', 'dataset',
+                    'seed')
+
+
+class Stopped(Exception):
+    """Training stopped on a signal, after saving a checkpoint (``signum``: the signal)."""
+
+    def __init__(self, signum, iteration):
+        super(Stopped, self).__init__(signum, iteration)
+        self.signum, self.iteration = signum, iteration
 
 
 def parse_args(argv=None):
@@ -129,6 +145,7 @@ def parse_args(argv=None):
     parser.add_argument('--amp', action='store_true', default=None,
                         help='bfloat16 convolutions through MXNet AMP (opt-in; CPUs with '
                              'avx512_bf16; the nets then run imperatively)')
+    add_debug_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -223,17 +240,46 @@ def fixed_noise_for(config):
     return rng.standard_normal((config['num_samples'], config['nz'], 1, 1)).astype(np.float32)
 
 
-def resolve_run(args):
-    """(config, save_dir, checkpoint or None) from the flags, the recipe and a resumed run."""
+def resume_changes(saved, config):
+    """{key: (saved value, new value)} of a resumed run's config; refuse the unchangeable keys.
+
+    Raises
+    ------
+    ConfigError
+        Naming each key that cannot change on resume, with both values.
+    """
+    changes = {key: (saved.get(key), value) for key, value in config.items()
+               if saved.get(key, value) != value}
+    frozen = [key for key in FROZEN_ON_RESUME if key in changes]
+    if bool(saved.get('ema_decay')) != bool(config['ema_decay']):
+        frozen.append('ema_decay')  # the average can change its decay, not appear or vanish
+    if frozen:
+        raise ConfigError('%s cannot change when resuming (%s); drop %s, or start a new run '
+                          'with another --save-dir' % (
+                              ', '.join(frozen), ', '.join('%s %r in the checkpoint, %r asked'
+                                                           % (k, changes[k][0], changes[k][1])
+                                                           for k in frozen),
+                              ', '.join('--' + k.replace('_', '-') for k in frozen)))
+    return changes
+
+
+def resolve_run(args, warnings=None):
+    """(config, save_dir, checkpoint or None) from the flags, the recipe and a resumed run.
+
+    A resumed run takes the checkpoint's config, then the keys of ``--config`` and the flags
+    given; its checkpoint is the newest usable one (see :func:`ckpt.resume_checkpoint`), and
+    the damaged ones passed over are reported in the list ``warnings`` (default: logged).
+    """
     overrides = overrides_from_args(args)
     checkpoint = None
     if args.resume:
-        checkpoint = ckpt.find_checkpoint(args.resume)
-        base = ckpt.read_state(checkpoint)['config']
-        if args.config:
-            base.update(load_config(args.config))
-        config = load_config(None, dict(base, **{k: v for k, v in overrides.items()
-                                                 if v is not None}))
+        checkpoint = ckpt.resume_checkpoint(
+            args.resume, warn=warnings.append if warnings is not None else None)
+        saved = load_config(None, ckpt.read_state(checkpoint)['config'])
+        requested = read_config_file(args.config) if args.config else {}
+        requested.update({k: v for k, v in overrides.items() if v is not None})
+        config = load_config(None, dict(saved, **requested))
+        resume_changes(saved, config)
         save_dir = args.save_dir or os.path.dirname(os.path.dirname(checkpoint))
     else:
         config = load_config(args.config, overrides)
@@ -262,8 +308,15 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
     dist = dist or distributed.setup(config)
     ctx = dist.contexts(contexts(config['gpus'], config['cpus']))
     dataset = build_dataset(config)
-    loader = CachedBatchLoader(dataset, config['batch_size'], seed=config['seed'],
-                               num_shards=dist.num_workers, shard=dist.rank)
+    if not len(dataset):
+        raise ConfigError('none of the images of dataset %s could be decoded (each is named in a '
+                          'warning above): point --data-dir at a folder of readable images'
+                          % config['dataset'])
+    try:
+        loader = CachedBatchLoader(dataset, config['batch_size'], seed=config['seed'],
+                                   num_shards=dist.num_workers, shard=dist.rank)
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
     logger.info('Data: %s, %d images of %dx%d, %d batches of %d per epoch', config['dataset'],
                 len(dataset), dataset.size, dataset.size, len(loader), config['batch_size'])
     logger.info('Devices: %s on %s; global batch %d', dist.describe(),
@@ -279,7 +332,9 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
         ema = GeneratorEMA(net.generator, factory, config['ema_decay'], ctx=ctx[0])
     estimator = GANEstimator(net, get_objective(config['loss']), trainer_g, trainer_d,
                              context=ctx, seed=config['seed'], ema=ema,
-                             n_critic=config['n_critic'], weight_clip=config['weight_clip'])
+                             n_critic=config['n_critic'], weight_clip=config['weight_clip'],
+                             batch_processor=GANBatchProcessor(
+                                 check_interval=config['log_interval']))
     estimator.shard = dist.shard
     fixed_noise = fixed_noise_for(config)
     history = HistoryHandler(save_dir, config['log_interval'])
@@ -305,6 +360,13 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
         net.load_parameters(os.path.join(checkpoint, 'model.params'), ctx=ctx)
         trainer_g.load_states(os.path.join(checkpoint, 'trainer_g.states'))
         trainer_d.load_states(os.path.join(checkpoint, 'trainer_d.states'))
+        # the pickled optimisers came back with the checkpoint's hyperparameters: apply the
+        # config's (which holds any flag given with --resume); their moments are kept
+        apply_hyperparameters(trainer_g, trainer_d, config)
+        changes = resume_changes(load_config(None, state['config']), config)
+        if changes:
+            logger.info('changed on resume: %s', ', '.join(
+                '%s %s -> %s' % (key, old, new) for key, (old, new) in sorted(changes.items())))
         fixed_noise[...] = np.load(os.path.join(checkpoint, 'fixed_noise.npy'))
         if ema is not None:
             ema.load(os.path.join(checkpoint, 'generator_ema.params'))
@@ -323,6 +385,14 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
     total = len(loader) * config['epochs']
     if config['iterations']:
         total = min(total, config['iterations'])
+    if estimator.iteration >= total:
+        logger.info('nothing left to train: the run is at iteration %d (epoch %d) and asks for %d '
+                    'iterations in all (epochs %d, iterations %s); raise --epochs or --iterations '
+                    'to train further', estimator.iteration, estimator.epoch, total,
+                    config['epochs'], config['iterations'])
+        if dist.is_root and not os.path.exists(os.path.join(save_dir, 'model.params')):
+            save_final(estimator, config, save_dir, logger)
+        return estimator
     real = dataset.images[loader.epoch_indices(0)[:config['num_samples']]]
     samples = SampleHandler(os.path.join(save_dir, 'samples'), fixed_noise,
                             interval=config['sample_interval'], real_images=real)
@@ -347,41 +417,102 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
         save_config(config, os.path.join(save_dir, 'config.yaml'))
         np.save(os.path.join(save_dir, 'fixed_noise.npy'), fixed_noise)
 
-    estimator.fit(loader, total, event_handlers=handlers)
+    with StopOnSignal(agree=dist.any_worker if dist.num_workers > 1 else None) as stop:
+        estimator.fit(loader, total, event_handlers=handlers + [stop])
+    if stop.stopping and estimator.iteration < total:
+        raise Stopped(stop.signum or signal.SIGTERM, estimator.iteration)
     traffic = dist.traffic()
     if traffic and estimator.fit_iterations:
         logger.info('kvstore traffic of this worker: %.2f MB pushed, %.2f MB pulled per iteration',
                     traffic[0] / estimator.fit_iterations / 1e6,
                     traffic[1] / estimator.fit_iterations / 1e6)
     distributed.save_worker_parameters(net, dist)
-    if not dist.is_root:
-        return estimator
-    with atomic_path(os.path.join(save_dir, 'model.params')) as tmp:
-        net.save_parameters(tmp)
-    if ema is not None:
-        with atomic_path(os.path.join(save_dir, 'generator_ema.params')) as tmp:
-            ema.save(tmp)
-    logger.info('Saved the trained %s pair to %s', config['model'],
-                os.path.join(save_dir, 'model.params'))
+    if dist.is_root:
+        save_final(estimator, config, save_dir, logger)
     return estimator
 
 
+def apply_hyperparameters(trainer_g, trainer_d, config):
+    """Set the config's learning rates and optimiser coefficients on both trainers."""
+    for trainer, rate in ((trainer_g, config['lr']), (trainer_d, config['lr_d'] or config['lr'])):
+        trainer.set_learning_rate(rate)
+        optimizer = trainer._optimizer  # gluon has no public setter for these
+        if config['optimizer'] == 'rmsprop':
+            optimizer.gamma1 = config['beta2']
+        else:
+            optimizer.beta1, optimizer.beta2 = config['beta1'], config['beta2']
+
+
+def save_final(estimator, config, save_dir, logger):
+    """Write ``model.params`` (and the moving average), refusing non-finite values."""
+    ckpt.check_finite(estimator.net, 'model.params')
+    with atomic_path(os.path.join(save_dir, 'model.params')) as tmp:
+        estimator.net.save_parameters(tmp)
+    if estimator.ema is not None:
+        ckpt.check_finite(estimator.ema.net, 'generator_ema.params')
+        with atomic_path(os.path.join(save_dir, 'generator_ema.params')) as tmp:
+            estimator.ema.save(tmp)
+    logger.info('Saved the trained %s pair to %s', config['model'],
+                os.path.join(save_dir, 'model.params'))
+
+
+def resume_command(save_dir, config, args, num_workers=1):
+    """The command that continues a stopped run."""
+    words = ['python', '-m', 'gluoncv_gan.train', '--resume', save_dir]
+    if args.logging_file:
+        words += ['--logging-file', args.logging_file]
+    if config['kvstore'].startswith('dist'):
+        workers = os.environ.get('DMLC_NUM_WORKER', '1')
+        words = ['python', '-m', 'gluoncv_gan.launch', '-n', workers, '-s',
+                 os.environ.get('DMLC_NUM_SERVER', workers), '--'] + words
+    elif config['horovod']:
+        words = ['horovodrun', '-np', str(num_workers), '--gloo'] + words
+    return ' '.join(shlex.quote(w) for w in words)
+
+
+def _log_to_files(logger, message):
+    """Write ``message`` into the log files only (the console gets it on stderr)."""
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
+
+
+@command()
 def main(argv=None):
+    """Train from the command line.
+
+    Errors the user can fix exit with code 2 and one line ``error: <what>; <what to do>`` (also
+    in the log file once it is open); SIGINT and SIGTERM stop after the current iteration with a
+    checkpoint and exit with 130 and 143.
+    """
     args = parse_args(argv)
-    try:
-        config, save_dir, checkpoint = resolve_run(args)
-        dist = distributed.setup(config)
-    except (ConfigError, FileNotFoundError) as err:
-        sys.exit('error: %s' % err)
+    fallbacks = []
+    config, save_dir, checkpoint = resolve_run(args, fallbacks)
+    check_output_path(save_dir, '--save-dir', folder=True)
+    if args.logging_file:
+        check_output_path(args.logging_file, '--logging-file')
+    dist = distributed.setup(config)
     log_file = args.logging_file or os.path.join(save_dir, 'train.log')
     logger = setup_logging(log_file if dist.is_root else None, dist.log_prefix)
     logger.info(args)
     logger.info('Config: %s', config)
+    for message in fallbacks:
+        logger.warning(message)
     try:
         train(config, save_dir, checkpoint, logger, dist=dist)
-    except (ConfigError, FileNotFoundError) as err:
-        logger.error('error: %s', err)
-        sys.exit(2)
+    except Stopped as stop:
+        command_line = resume_command(save_dir, config, args, dist.num_workers)
+        logger.info('stopped at iteration %d; resume with: %s', stop.iteration, command_line)
+        sys.exit(128 + stop.signum)
+    except KeyboardInterrupt:
+        # before training began (or after it ended): nothing of the run was changed
+        logger.info('interrupted outside the training loop; every file on disk is whole (each '
+                    'is written atomically)')
+        sys.exit(128 + signal.SIGINT)
+    except Exception as err:
+        _log_to_files(logger, 'error: %s' % describe_error(err))
+        raise
 
 
 if __name__ == '__main__':

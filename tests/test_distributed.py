@@ -305,7 +305,8 @@ def test_horovod_missing_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, 'horovod.mxnet', None)
     with pytest.raises(SystemExit) as err:
         train_script.main(SMALL + ['--horovod', '--save-dir', str(tmp_path / 'run')])
-    message = str(err.value.code)
+    assert err.value.code == 2
+    message = str(err.value)  # the one line also printed on stderr
     assert '--horovod needs horovod.mxnet' in message and 'pip install' in message
     assert 'horovodrun -np 2' in message and '--kvstore dist_sync' in message
 
@@ -316,7 +317,8 @@ def test_dist_kvstore_without_a_job_is_a_clear_error(tmp_path, monkeypatch):
         monkeypatch.delenv(name, raising=False)
     with pytest.raises(SystemExit) as err:
         train_script.main(SMALL + ['--kvstore', 'dist_sync', '--save-dir', str(tmp_path / 'r')])
-    message = str(err.value.code)
+    assert err.value.code == 2
+    message = str(err.value)  # the one line also printed on stderr
     assert 'DMLC_ROLE' in message and 'python -m gluoncv_gan.launch -n 2 -s 1' in message
 
 

@@ -195,9 +195,11 @@ def test_pretrained_weights_from_a_shipped_copy(weights, tmp_path, monkeypatch):
 # errors: a message, no traceback
 # --------------------------------------------------------------------------------------------
 def _error_of(*argv):
+    """The message of a run that exits with code 2 (one line, also printed on stderr)."""
     with pytest.raises(SystemExit) as info:
         _run(*argv)
-    return info.value.code
+    assert info.value.code == 2
+    return str(info.value)
 
 
 def test_missing_params_path_is_a_clear_error(tmp_path):
@@ -246,5 +248,5 @@ def test_pretrained_without_a_mirror_says_to_set_the_repo(tmp_path, monkeypatch)
     ['--ema'],
 ])
 def test_bad_arguments_are_refused(argv, capsys):
-    assert _error_of(*argv) == 2
+    _error_of(*argv)  # exit code 2 (argparse's usage error)
     assert 'error:' in capsys.readouterr().err

@@ -248,7 +248,10 @@ def test_bad_config_from_the_command_line_exits_with_the_message(tmp_path, capsy
     path.write_text('epochz: 3\n')
     with pytest.raises(SystemExit) as err:
         train_script.main(['--config', str(path), '--save-dir', str(tmp_path / 'run')])
-    assert "unknown config key 'epochz' (did you mean 'epochs'?)" in str(err.value.code)
+    assert err.value.code == 2
+    message = capsys.readouterr().err
+    assert message.startswith("error: unknown config key 'epochz' (did you mean 'epochs'?)")
+    assert message.count('\n') == 1 and 'Traceback' not in message
 
 
 def test_missing_dataset_gives_the_prepare_hint(tmp_path):

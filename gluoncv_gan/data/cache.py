@@ -5,7 +5,8 @@ file list (relative paths, sizes and modification times), so a changed file list
 gets a new cache:
 
 - ``{prefix}-{size}-{key}.npy``: uint8 array (N, size, size, 3), RGB;
-- ``{prefix}-{size}-{key}.json``: the files kept (in array order) and those skipped as unreadable.
+- ``{prefix}-{size}-{key}.json``: the files kept (in array order), those skipped as unreadable
+  (``skipped``) and why each was skipped (``skipped_reasons``: empty, not an image, truncated).
 
 The JSON file is written last and names the array's shape, so a cache whose writing was
 interrupted is never taken for a complete one.
@@ -22,10 +23,48 @@ import numpy as np
 
 from ..utils.fileio import atomic_path
 
-__all__ = ['decode_image', 'cache_key', 'ImageCache']
+__all__ = ['decode_image', 'read_image', 'truncation', 'cache_key', 'ImageCache']
 
 logger = logging.getLogger(__name__)
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: truncated JPEG and PNG files are skipped
+PNG_SIGNATURE = b'\x89PNG\r\n\x1a\n'
+PNG_END = b'\x00\x00\x00\x00IEND\xaeB`\x82'
+JPEG_START, JPEG_END = b'\xff\xd8', b'\xff\xd9'
+
+
+def truncation(data):
+    """Why the bytes of a JPEG or PNG file are cut short, or None when they end properly.
+
+    OpenCV decodes a truncated JPEG without an error (libjpeg only warns and fills the rest
+    with grey), so the end of the file is checked: a JPEG ends with its end-of-image marker
+    (FF D9, which cannot occur inside compressed data), a PNG with its IEND chunk. Zero
+    padding after the end, which some writers add, is allowed. Other formats give None.
+    """
+    tail = data.rstrip(b'\x00')
+    if data.startswith(JPEG_START) and not tail.endswith(JPEG_END) \
+            and JPEG_END not in tail[-64:]:
+        return 'truncated JPEG: no end-of-image marker'
+    if data.startswith(PNG_SIGNATURE) and PNG_END not in data[-64:]:
+        return 'truncated PNG: no IEND chunk'
+    return None
+
+
+def read_image(path, size, interpolation=cv2.INTER_AREA):
+    """(RGB uint8 image (size, size, 3), None), or (None, why it cannot be used)."""
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError as err:
+        return None, 'cannot be read (%s)' % (err.strerror or err)
+    if not data:
+        return None, 'empty file'
+    problem = truncation(data)
+    if problem:
+        return None, problem
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None or img.size == 0:
+        return None, 'not a decodable image'
+    return _to_square_rgb(img, size, interpolation), None
 
 
 def decode_image(path, size, interpolation=cv2.INTER_AREA):
@@ -35,9 +74,11 @@ def decode_image(path, size, interpolation=cv2.INTER_AREA):
     square before resizing. INTER_AREA is the default because it averages the pixels it
     shrinks, where the tutorial's bilinear resize of 250 to 64 pixels aliases.
     """
-    img = cv2.imread(path, cv2.IMREAD_COLOR)
-    if img is None or img.size == 0:
-        return None
+    return read_image(path, size, interpolation)[0]
+
+
+def _to_square_rgb(img, size, interpolation):
+    """A BGR image centre-cropped to a square, resized to ``size``, as RGB."""
     h, w = img.shape[:2]
     if h != w:
         side = min(h, w)
@@ -60,10 +101,11 @@ def cache_key(root, files, size):
 
 
 def _decode_all(files, size, interpolation, num_workers, desc):
-    """Decode ``files`` in threads (OpenCV releases the GIL); None where decoding failed."""
+    """Decode ``files`` in threads (OpenCV releases the GIL): a list of (image, None) or
+    (None, why it was skipped)."""
     from tqdm import tqdm
     with concurrent.futures.ThreadPoolExecutor(max_workers=num_workers) as pool:
-        jobs = pool.map(lambda f: decode_image(f, size, interpolation), files, chunksize=64)
+        jobs = pool.map(lambda f: read_image(f, size, interpolation), files, chunksize=64)
         return list(tqdm(jobs, total=len(files), desc=desc, unit='img', leave=False,
                          mininterval=1.0, disable=len(files) < 1000))
 
@@ -96,6 +138,8 @@ class ImageCache:
         The files behind ``images``, in order.
     skipped : list of str
         Files that could not be decoded (left out of ``images``).
+    skipped_reasons : dict
+        Why each of them was skipped, by path (empty, truncated, not an image...).
     path : str or None
         The cache's .npy file, when there is one.
     """
@@ -118,10 +162,11 @@ class ImageCache:
     def _decode(self, files):
         decoded = _decode_all(files, self.size, self.interpolation, self.num_workers,
                               'decoding %d images' % len(files))
-        self.files = [f for f, img in zip(files, decoded) if img is not None]
-        self.skipped = [f for f, img in zip(files, decoded) if img is None]
+        self.files = [f for f, (img, _) in zip(files, decoded) if img is not None]
+        self.skipped_reasons = {f: why for f, (img, why) in zip(files, decoded) if img is None}
+        self.skipped = list(self.skipped_reasons)
         shape = (len(self.files), self.size, self.size, 3)
-        self.images = np.stack([img for img in decoded if img is not None]) if self.files \
+        self.images = np.stack([img for img, _ in decoded if img is not None]) if self.files \
             else np.zeros(shape, np.uint8)
 
     def _load(self, base, root):
@@ -139,6 +184,8 @@ class ImageCache:
         self.images = images
         self.files = [os.path.join(root, rel) for rel in meta['files']]
         self.skipped = [os.path.join(root, rel) for rel in meta['skipped']]
+        self.skipped_reasons = {os.path.join(root, rel): why
+                                for rel, why in meta.get('skipped_reasons', {}).items()}
         return True
 
     @staticmethod
@@ -158,7 +205,9 @@ class ImageCache:
         self._decode(files)
         meta = {'version': CACHE_VERSION, 'shape': list(self.images.shape),
                 'files': [os.path.relpath(p, self.root) for p in self.files],
-                'skipped': [os.path.relpath(p, self.root) for p in self.skipped]}
+                'skipped': [os.path.relpath(p, self.root) for p in self.skipped],
+                'skipped_reasons': {os.path.relpath(p, self.root): why
+                                    for p, why in self.skipped_reasons.items()}}
         try:
             with atomic_path(base + '.npy') as tmp:
                 with open(tmp, 'wb') as f:

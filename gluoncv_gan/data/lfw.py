@@ -57,7 +57,9 @@ class FaceFolder(VisionDataset):
         The cached images, uint8 (N, size, size, 3) RGB (None without a cache): the fast path
         for batch loaders.
     skipped : list of str
-        Files left out because they could not be decoded.
+        Files left out because they could not be decoded (also truncated JPEG and PNG files).
+    skipped_reasons : dict
+        Why each was left out, by path.
     """
 
     def __init__(self, root, size=64, use_cache=True, cache_dir=None, transform=None,
@@ -75,9 +77,10 @@ class FaceFolder(VisionDataset):
                                num_workers=num_workers)
             self.images, self.cache_path = cache.images, cache.path
             files, self.skipped = cache.files, cache.skipped
+            self.skipped_reasons = cache.skipped_reasons
             self._warn_skipped()
         else:
-            self.cache_path, self.skipped = None, []
+            self.cache_path, self.skipped, self.skipped_reasons = None, [], {}
         self.files = files
         folders = sorted({os.path.dirname(f) for f in files})
         index = {folder: i for i, folder in enumerate(folders)}
@@ -106,7 +109,8 @@ class FaceFolder(VisionDataset):
 
     def _warn_skipped(self):
         for path in self.skipped:
-            logger.warning('Skipped unreadable image %s', path)
+            why = self.skipped_reasons.get(path)
+            logger.warning('Skipped unreadable image %s%s', path, ' (%s)' % why if why else '')
         if self.skipped:
             logger.warning('%d of %d images could not be decoded and were skipped (listed above).',
                            len(self.skipped), len(self.skipped) + len(self.images))

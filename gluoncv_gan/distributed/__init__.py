@@ -58,6 +58,7 @@ class Distribution:
         self.kvstore, self.rank, self.num_workers = kvstore, rank, num_workers
         self.shared, self.hvd = shared, hvd
         self._trainers = 0
+        self._flag_key = None
 
     @property
     def is_root(self):
@@ -159,11 +160,32 @@ class Distribution:
         """
         if self.hvd is not None or self.kvstore == 'dist_async':
             return
+        if self.shared is not None and self._flag_key is None:
+            # one more key, after the trainers' on every worker: see any_worker
+            self._flag_key = self.shared.view(1)
+            self._flag_key.init(0, mx.nd.zeros((1,)))
         for trainer in trainers:
             if not trainer._kv_initialized:  # gluon has no public call for this
                 trainer._init_kvstore()
             if trainer._params_to_init:
                 trainer._init_params()
+
+    def any_worker(self, flag):
+        """True on every worker when ``flag`` is true on any of them (a collective call).
+
+        Workers that must stop at the same iteration (a signal reaches each at its own moment)
+        call it once per iteration: a one-number sum through the servers or Horovod. dist_async
+        workers do not wait for each other, so each keeps its own answer.
+        """
+        if self.hvd is not None and self.num_workers > 1:
+            total = self.hvd.allreduce(mx.nd.array([float(flag)]), average=False,
+                                       name='gluoncv_gan.stop')
+            return total.asscalar() > 0
+        if self._flag_key is None:
+            return bool(flag)
+        out = mx.nd.zeros((1,))
+        self._flag_key.pushpull(0, mx.nd.array([float(flag)]), out=out)
+        return out.asscalar() > 0
 
     def broadcast_parameters(self, block):
         """Make every worker start from rank 0's parameters.

@@ -3,6 +3,6 @@ from .gan_estimator import GANBatchProcessor, GANEstimator, latent_batch  # noqa
 from .metrics import GANMetric, GANStepOutput, gan_metrics  # noqa: F401
 from .event_handler import (CheckpointHandler, EpochCounter, EvaluationHandler,  # noqa: F401
                             GANLoggingHandler, HistoryHandler, LearningRateDecayHandler,
-                            SampleHandler, TensorBoardHandler)
+                            SampleHandler, StopOnSignal, TensorBoardHandler)
 from .ema import GeneratorEMA  # noqa: F401
 from . import checkpoint  # noqa: F401

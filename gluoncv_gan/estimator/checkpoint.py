@@ -11,21 +11,57 @@ A checkpoint ``checkpoints/iter-00001234/`` holds
 
 It is written into a hidden temporary folder that is renamed into place only when complete, so
 a process killed at any moment leaves either the previous checkpoints or the new one, never a
-half-written checkpoint under a checkpoint's name.
+half-written checkpoint under a checkpoint's name. Nothing holding a NaN or an infinity is
+ever written (:class:`NonFiniteError`), and :func:`resume_checkpoint` checks a checkpoint
+before it is used, falling back to the previous one when the newest is damaged.
 """
 import json
+import logging
 import os
+import pickle
 import re
 import shutil
 import tempfile
+import time
 
 import numpy as np
 
+from ..utils.cli import UserError
+
 __all__ = ['checkpoint_name', 'list_checkpoints', 'find_checkpoint', 'save_checkpoint',
-           'read_state', 'prune_checkpoints']
+           'read_state', 'prune_checkpoints', 'CheckpointError', 'NonFiniteError',
+           'check_finite', 'checkpoint_problem', 'resume_checkpoint', 'REQUIRED_FILES']
+
+logger = logging.getLogger(__name__)
 
 _NAME = re.compile(r'^iter-(\d{8})$')
 STATE_FILE = 'state.json'
+REQUIRED_FILES = ('model.params', 'trainer_g.states', 'trainer_d.states', 'fixed_noise.npy',
+                  STATE_FILE)
+EMA_FILE = 'generator_ema.params'
+
+
+class CheckpointError(UserError):
+    """A checkpoint is damaged or missing; the message names the problem and the way out."""
+
+
+class NonFiniteError(UserError):
+    """Training produced NaN or infinite values; nothing holding them is written."""
+
+
+def check_finite(block, what):
+    """Raise :class:`NonFiniteError` if a parameter of ``block`` holds NaN or an infinity.
+
+    ``what`` names the file that was about to be written.
+    """
+    for name, param in block.collect_params().items():
+        for data in param.list_data():
+            if not np.isfinite(data.asnumpy()).all():
+                raise NonFiniteError(
+                    'parameter %s holds NaN or infinite values, so %s was not written (the '
+                    'earlier checkpoints are kept); training diverged: resume from the last '
+                    'checkpoint with a lower --lr (and --lr-d), or use another --loss'
+                    % (name, what))
 
 
 def checkpoint_name(iteration):
@@ -70,6 +106,9 @@ def find_checkpoint(path):
 
 def save_checkpoint(folder, iteration, net, trainer_g, trainer_d, fixed_noise, state, ema=None):
     """Write a checkpoint of the current training state; return its folder."""
+    check_finite(net, 'checkpoint %s' % checkpoint_name(iteration))
+    if ema is not None:
+        check_finite(ema.net, 'checkpoint %s' % checkpoint_name(iteration))
     os.makedirs(folder, exist_ok=True)
     final = os.path.join(folder, checkpoint_name(iteration))
     tmp = tempfile.mkdtemp(prefix='.tmp-%s-' % checkpoint_name(iteration), dir=folder)
@@ -97,9 +136,108 @@ def save_checkpoint(folder, iteration, net, trainer_g, trainer_d, fixed_noise, s
 
 
 def read_state(path):
-    """The ``state.json`` of a checkpoint folder."""
+    """The ``state.json`` of a checkpoint folder.
+
+    Raises
+    ------
+    CheckpointError
+        When it does not parse (a damaged checkpoint).
+    """
     with open(os.path.join(path, STATE_FILE)) as f:
-        return json.load(f)
+        try:
+            state = json.load(f)
+        except ValueError as err:
+            raise CheckpointError('checkpoint %s is damaged: its %s does not parse (%s); resume '
+                                  'from an earlier checkpoint or from the run folder'
+                                  % (path, STATE_FILE, err)) from None
+    if not isinstance(state, dict):
+        raise CheckpointError('checkpoint %s is damaged: its %s is not a mapping; resume from an '
+                              'earlier checkpoint or from the run folder' % (path, STATE_FILE))
+    return state
+
+
+def checkpoint_problem(path):
+    """What is wrong with a checkpoint folder, in a few words, or None when it is usable.
+
+    Every file must be there, ``state.json`` must parse, the parameters (the moving average's
+    too) must load and be finite, and the optimiser states and the fixed noise must load.
+    """
+    import mxnet as mx
+    try:
+        state = read_state(path)
+    except (CheckpointError, OSError) as err:
+        return str(err).split(': ', 1)[-1].split('; ')[0]
+    if not {'epoch', 'batch', 'iteration', 'config'} <= set(state):
+        return '%s lacks the training position or the config' % STATE_FILE
+    needed = list(REQUIRED_FILES) + ([EMA_FILE] if state['config'].get('ema_decay') else [])
+    missing = [name for name in needed if not os.path.isfile(os.path.join(path, name))]
+    if missing:
+        return 'missing %s' % ', '.join(missing)
+    for name in needed:
+        file = os.path.join(path, name)
+        try:
+            if name.endswith('.params'):
+                arrays = mx.nd.load(file)
+                if not all(np.isfinite(a.asnumpy()).all() for a in arrays.values()):
+                    return '%s holds NaN or infinite values' % name
+            elif name.endswith('.states'):
+                if state['config'].get('kvstore') == 'dist_async' and not os.path.getsize(file):
+                    continue  # its optimiser states live on the servers: an empty file
+                with open(file, 'rb') as f:
+                    pickle.load(f)
+            elif name.endswith('.npy'):
+                np.load(file, allow_pickle=False)
+        except (mx.base.MXNetError, OSError, ValueError, EOFError, pickle.UnpicklingError) as err:
+            detail = str(err).strip().splitlines()
+            return '%s does not load (%s)' % (name, detail[-1] if detail else type(err).__name__)
+    return None
+
+
+def _set_aside(path):
+    """Rename a damaged checkpoint out of the way (kept for inspection); return its new path."""
+    aside = '%s.damaged-%d' % (path, int(time.time()))
+    os.rename(path, aside)
+    return aside
+
+
+def resume_checkpoint(path, warn=None):
+    """The checkpoint ``--resume path`` continues from, checked.
+
+    ``path`` is a checkpoint folder, which must be usable, or a run folder: its newest usable
+    checkpoint. Damaged newer ones are renamed ``iter-NNNNNNNN.damaged-<time>`` (never deleted,
+    so they can be inspected, and never overwritten when training passes them again), each with
+    a warning naming the problem.
+
+    Raises
+    ------
+    CheckpointError
+        When the checkpoint named is damaged, or no checkpoint of the run is usable.
+    FileNotFoundError
+        When there is no checkpoint at ``path``.
+
+    ``warn(message)`` reports each fallback (default: this module's logger).
+    """
+    warn = warn or logger.warning
+    path = os.path.abspath(os.path.expanduser(path))
+    if os.path.isfile(os.path.join(path, STATE_FILE)):
+        problem = checkpoint_problem(path)
+        if problem:
+            raise CheckpointError('checkpoint %s is damaged (%s); resume from the run folder to '
+                                  'fall back to the newest usable checkpoint: --resume %s'
+                                  % (path, problem, os.path.dirname(os.path.dirname(path))))
+        return path
+    find_checkpoint(path)  # FileNotFoundError when there is none
+    folder = os.path.join(path, 'checkpoints')
+    found = list_checkpoints(folder) or list_checkpoints(path)
+    for _, candidate in reversed(found):
+        problem = checkpoint_problem(candidate)
+        if problem is None:
+            return candidate
+        aside = _set_aside(candidate)
+        warn('Checkpoint %s is damaged (%s): falling back to the previous one; the damaged one '
+             'is kept as %s' % (candidate, problem, aside))
+    raise CheckpointError('no usable checkpoint in %s (all %d are damaged and were set aside as '
+                          '*.damaged-*); start a new run' % (path, len(found)))
 
 
 def prune_checkpoints(folder, keep, protect=()):

@@ -3,6 +3,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import sys
 import time
 
@@ -16,7 +17,7 @@ from . import checkpoint as ckpt
 
 __all__ = ['EpochCounter', 'GANLoggingHandler', 'SampleHandler', 'CheckpointHandler',
            'HistoryHandler', 'EvaluationHandler', 'TensorBoardHandler',
-           'LearningRateDecayHandler', 'metric_values']
+           'LearningRateDecayHandler', 'StopOnSignal', 'metric_values']
 
 
 def _short(name):
@@ -43,6 +44,59 @@ class EpochCounter(EpochEnd):
     def epoch_end(self, estimator, *args, **kwargs):
         if estimator.epoch_complete:
             estimator.finish_epoch()
+
+
+class StopOnSignal(BatchEnd, EpochEnd):
+    """Stop training cleanly when SIGINT (Ctrl-C) or SIGTERM arrives.
+
+    Used as a context manager around ``fit``: while it is active, the first signal only sets
+    :attr:`signum`; the iteration in progress finishes, then the estimator stops (the epoch-end
+    handlers run, so the checkpoint handler saves the position). A second signal gets the
+    default action and ends the process at once (what is on disk stays whole: every file is
+    written atomically).
+
+    Parameters
+    ----------
+    agree : callable or None
+        ``agree(flag)`` returns True on every data-parallel worker when the flag is true on
+        any (:meth:`gluoncv_gan.distributed.Distribution.any_worker`), so that all stop after
+        the same iteration; None: this process alone.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, agree=None, priority=-np.inf):
+        self.priority = priority
+        self.agree = agree or bool
+        self.signum = None
+        self.stopping = False
+        self._previous = {}
+
+    def _on_signal(self, signum, frame):
+        self.signum = signum
+        for sig in self.SIGNALS:
+            signal.signal(sig, signal.SIG_DFL)
+        logging.getLogger('gluoncv_gan.train').warning(
+            'Received %s: stopping after this iteration (again to abort at once)',
+            signal.Signals(signum).name)
+
+    def __enter__(self):
+        for sig in self.SIGNALS:
+            self._previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def __exit__(self, *exc):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+        return False
+
+    def batch_end(self, estimator, *args, **kwargs):
+        self.stopping = self.agree(self.signum is not None)
+        return self.stopping
+
+    def epoch_end(self, estimator, *args, **kwargs):
+        return self.stopping
 
 
 class GANLoggingHandler(TrainBegin, TrainEnd, EpochBegin, EpochEnd, BatchBegin, BatchEnd):
@@ -452,6 +506,7 @@ class CheckpointHandler(EpochBegin, BatchEnd, EpochEnd):
         self.last_saved = None
 
     def save(self, estimator, epoch, batch):
+        estimator.check_losses()  # a NaN loss not yet checked must not reach a checkpoint
         state = {'epoch': epoch, 'batch': batch, 'iteration': estimator.iteration,
                  'seed': estimator.seed, 'config': self.config,
                  'metrics': {m.name: m.get_state() for m in estimator.train_metrics},

@@ -9,6 +9,7 @@ from mxnet.gluon.contrib.estimator.batch_processor import BatchProcessor
 from mxnet.gluon.contrib.estimator.event_handler import GradientUpdateHandler, LoggingHandler
 from mxnet.gluon.utils import split_and_load
 
+from .checkpoint import NonFiniteError
 from .metrics import GANStepOutput, gan_metrics
 
 __all__ = ['GANBatchProcessor', 'GANEstimator', 'latent_batch']
@@ -41,17 +42,50 @@ class GANBatchProcessor(BatchProcessor):
     Both trainers step here, at most once each per iteration, so :class:`GANEstimator` drops
     the default ``GradientUpdateHandler`` that would step a trainer a second time.
 
+    Non-finite losses stop training: each iteration's loss total is kept on the device, and
+    every ``check_interval`` iterations (one host synchronisation) :meth:`check_losses` raises
+    :class:`~gluoncv_gan.estimator.checkpoint.NonFiniteError` naming the first iteration whose
+    losses were NaN or infinite.
+
     Parameters
     ----------
     input_grad_only : bool, default True
         In the generator step, backpropagate through the discriminator to its input only
         (``autograd.grad`` with respect to the generated batch), so the discriminator's weight
         gradients, which no update uses, are not computed; False runs a plain ``backward``.
+    check_interval : int, default 10
+        Iterations between checks of the losses (the training script uses its log interval).
     """
 
-    def __init__(self, input_grad_only=True):
+    def __init__(self, input_grad_only=True, check_interval=10):
         super(GANBatchProcessor, self).__init__()
         self.input_grad_only = input_grad_only
+        self.check_interval = max(1, int(check_interval))
+        self._pending = []  # (iteration, d_loss total, g_loss total or None), not yet checked
+
+    def check_losses(self, estimator):
+        """Raise :class:`NonFiniteError` if a loss since the last check was NaN or infinite."""
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        totals = [d for _, d, _ in pending] + [g for _, _, g in pending if g is not None]
+        if np.isfinite(mx.nd.concat(*[t.reshape((1,)) for t in totals], dim=0).asnumpy()).all():
+            return
+        for iteration, d_total, g_total in pending:
+            d_value = d_total.asscalar()
+            g_value = g_total.asscalar() if g_total is not None else 0.0
+            if not (np.isfinite(d_value) and np.isfinite(g_value)):
+                break
+        objective = type(estimator.loss).__name__
+        rates = 'lr %g (generator), %g (discriminator)' % (
+            estimator.trainer_g.learning_rate, estimator.trainer_d.learning_rate)
+        raise NonFiniteError(
+            'the losses became non-finite at iteration %d (discriminator loss %s, generator '
+            'loss %s), so training stopped and nothing after the last checkpoint was written; '
+            'the learning rates (%s) are likely too high for the objective (%s): resume from '
+            'the last checkpoint with a lower --lr (and --lr-d), or use another --loss'
+            % (iteration, d_value, g_value if g_total is not None else 'not computed', rates,
+               objective))
 
     def _generator_backward(self, disc, objective, fake):
         """Backpropagate ``g_loss(D(fake))`` into the generator's parameters."""
@@ -104,12 +138,21 @@ class GANBatchProcessor(BatchProcessor):
                 estimator.ema.update()
 
         estimator.advance()
+        self._pending.append((estimator.iteration, _device_total(d_loss, ctx[0]),
+                              _device_total(g_loss, ctx[0]) if g_loss else None))
+        if estimator.iteration % self.check_interval == 0:
+            self.check_losses(estimator)
         out = GANStepOutput(d_loss, g_loss, real_out, fake_out, objective)
         return real, None, out, d_loss
 
     def evaluate_batch(self, estimator, val_batch, batch_axis=0):
         raise NotImplementedError('a GAN has no validation loss; evaluate samples with '
                                   'gluoncv_gan.metrics instead')
+
+
+def _device_total(losses, ctx):
+    """The sum of a list of per-device loss arrays, as a 1-element array on ``ctx`` (no sync)."""
+    return mx.nd.add_n(*[loss.sum().as_in_context(ctx) for loss in losses])
 
 
 class GANEstimator(Estimator):
@@ -220,10 +263,17 @@ class GANEstimator(Estimator):
         if remaining <= 0:
             return
         handlers = list(event_handlers or []) + [EpochCounter()]
-        start = time.time()
+        start, first = time.time(), self.iteration
         super(GANEstimator, self).fit(train_data, batches=remaining, event_handlers=handlers)
+        self.check_losses()
         mx.nd.waitall()
-        self.fit_seconds, self.fit_iterations = time.time() - start, remaining
+        self.fit_seconds, self.fit_iterations = time.time() - start, self.iteration - first
+
+    def check_losses(self):
+        """Raise ``NonFiniteError`` if a loss not yet checked was NaN or infinite."""
+        check = getattr(self.batch_processor, 'check_losses', None)
+        if check is not None:
+            check(self)
 
     def _prepare_default_handlers(self, val_data, event_handlers):
         handlers = super(GANEstimator, self)._prepare_default_handlers(val_data, event_handlers)

@@ -4,26 +4,28 @@ Every key has a type, a default and a rule; an unknown key, a wrong type or an i
 is a :class:`ConfigError` that names the key and what is allowed.
 """
 import difflib
+import math
 import os
 
 import yaml
 
+from .cli import UserError
 from .fileio import atomic_path
 
 __all__ = ['ConfigError', 'SCHEMA', 'default_config', 'load_config', 'validate_config',
-           'save_config']
+           'save_config', 'read_config_file']
 
 
-class ConfigError(ValueError):
+class ConfigError(UserError, ValueError):
     """A configuration key or value is wrong."""
 
 
 def _positive(value):
-    return value > 0
+    return math.isfinite(value) and value > 0
 
 
 def _non_negative(value):
-    return value >= 0
+    return math.isfinite(value) and value >= 0
 
 
 def _power_of_two_16(value):
@@ -55,10 +57,10 @@ SCHEMA = {
                    'null or a positive integer: stop after this many iterations in all'),
     'optimizer': (str, 'adam', ('adam', 'rmsprop'), 'adam or rmsprop'),
     'lr': (float, 0.0002, _positive,
-           "a positive number: the generator's learning rate (and the discriminator's unless "
-           "lr_d is set)"),
-    'lr_d': ((float, type(None)), None, lambda v: v is None or v > 0,
-             "null (same as lr) or a positive number: the discriminator's learning rate"),
+           "a positive finite number: the generator's learning rate (and the discriminator's "
+           "unless lr_d is set)"),
+    'lr_d': ((float, type(None)), None, lambda v: v is None or _positive(v),
+             "null (same as lr) or a positive finite number: the discriminator's learning rate"),
     'lr_decay_epochs': (int, 0, _non_negative,
                         'a non-negative integer: decay both learning rates linearly to zero over '
                         'the last N epochs of the run (0: constant rates)'),
@@ -150,6 +152,20 @@ def validate_config(config):
     return resolved
 
 
+def read_config_file(path):
+    """The keys a YAML config file sets (unchecked; :func:`validate_config` checks them)."""
+    if not os.path.isfile(path):
+        raise ConfigError('config file %s does not exist' % path)
+    with open(path) as f:
+        try:
+            config = yaml.safe_load(f) or {}
+        except yaml.YAMLError as err:
+            raise ConfigError('config file %s is not valid YAML: %s' % (path, err)) from None
+    if not isinstance(config, dict):
+        raise ConfigError('config file %s must hold a mapping of keys to values' % path)
+    return config
+
+
 def load_config(path=None, overrides=None):
     """Read a YAML config (or only defaults), apply ``overrides`` (None values ignored), validate.
 
@@ -160,17 +176,7 @@ def load_config(path=None, overrides=None):
     overrides : dict or None
         Values that replace the file's (e.g. from command-line flags).
     """
-    config = {}
-    if path:
-        if not os.path.isfile(path):
-            raise ConfigError('config file %s does not exist' % path)
-        with open(path) as f:
-            try:
-                config = yaml.safe_load(f) or {}
-            except yaml.YAMLError as err:
-                raise ConfigError('config file %s is not valid YAML: %s' % (path, err)) from None
-        if not isinstance(config, dict):
-            raise ConfigError('config file %s must hold a mapping of keys to values' % path)
+    config = read_config_file(path) if path else {}
     config.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return validate_config(config)
 
