@@ -3,10 +3,24 @@
 Importing the package registers its models in ``gluoncv.model_zoo``, so that
 ``gluoncv.model_zoo.get_model('dcgan_lfw')`` works.
 """
+import importlib.util
 import os
 import sys
 
 __version__ = '0.1.0'
+
+MXNET_MISSING = ('gluoncv_gan needs MXNet 1.9.1, which is not installed: install the CPU build '
+                 'with pip install "gluoncv-gan[cpu]" (or pip install mxnet==1.9.1), or the build '
+                 'for your GPU, e.g. pip install mxnet-cu112==1.9.1')
+
+
+def _require_mxnet():
+    """Fail with one message naming what to install when no MXNet build is importable.
+
+    MXNet is not a requirement of the package, as in GluonCV: the user chooses the build.
+    """
+    if importlib.util.find_spec('mxnet') is None:
+        raise ImportError(MXNET_MISSING)
 
 
 def _configure_threads():
@@ -28,6 +42,7 @@ def _configure_threads():
 # what the user chose, before _configure_threads: gluoncv_gan.launch shares cores among workers
 # only when this is None
 USER_OMP_NUM_THREADS = os.environ.get('OMP_NUM_THREADS')
+_require_mxnet()
 _configure_threads()
 
 from . import model_zoo  # noqa: E402
