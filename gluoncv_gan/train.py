@@ -13,6 +13,7 @@ Run folder (``--save-dir``)::
     samples/          real.png, epoch-EEEE.png, iter-IIIIIIII.png, latest.png
     checkpoints/      iter-IIIIIIII/ (model, both optimiser states, position, metrics, config)
     history.json      metrics every --log-interval iterations; curves.png plots them
+    report.html       one page on the run, rewritten every epoch (gluoncv_gan.report)
     evaluation.json   SWD, face rate, diversity every --eval-interval epochs; best.json: the
                       checkpoint with the lowest SWD (kept whatever --keep-checkpoints says)
     model.params      the final DCGAN pair: get_model(name).load_parameters(path)
@@ -30,8 +31,8 @@ from . import distributed
 from .data import LFW, FaceFolder, LFWSample
 from .data.loader import CachedBatchLoader
 from .estimator import (CheckpointHandler, EvaluationHandler, GANEstimator, GANLoggingHandler,
-                        GeneratorEMA, HistoryHandler, LearningRateDecayHandler, SampleHandler,
-                        TensorBoardHandler)
+                        GeneratorEMA, HistoryHandler, LearningRateDecayHandler, ReportHandler,
+                        SampleHandler, TensorBoardHandler)
 from .estimator import checkpoint as ckpt
 from .loss import get_objective
 from .model_zoo import get_model
@@ -339,6 +340,7 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
             config['lr_decay_epochs'] * len(loader)))
     if dist.is_root:  # the other workers write nothing
         handlers += [samples, history, checkpoints] + ([evaluation] if evaluation else [])
+        handlers.append(ReportHandler(save_dir, fixed_noise, dataset.images, total, len(loader)))
         if config['tensorboard']:
             board = TensorBoardHandler(os.path.join(save_dir, 'tensorboard'),
                                        config['log_interval'], sample_handler=samples)

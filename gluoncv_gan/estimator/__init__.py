@@ -6,3 +6,4 @@ from .event_handler import (CheckpointHandler, EpochCounter, EvaluationHandler, 
                             SampleHandler, TensorBoardHandler)
 from .ema import GeneratorEMA  # noqa: F401
 from . import checkpoint  # noqa: F401
+from .report import ReportHandler  # noqa: F401
