@@ -52,6 +52,7 @@ setup(
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={'console_scripts': [
+        'gluoncv-gan=gluoncv_gan.cli:main',  # gluoncv-gan <command>: every command
         'gluoncv-gan-train=gluoncv_gan.train:main',
         'gluoncv-gan-sample=gluoncv_gan.sample:main',
         'gluoncv-gan-prepare-lfw=gluoncv_gan.data.prepare_lfw:main',

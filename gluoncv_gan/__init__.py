@@ -20,6 +20,10 @@ def _require_mxnet():
     MXNet is not a requirement of the package, as in GluonCV: the user chooses the build.
     """
     if importlib.util.find_spec('mxnet') is None:
+        program = os.path.basename(sys.argv[0]) if sys.argv else ''
+        if program == '-m' or program.startswith('gluoncv-gan'):  # a command: one line, no trace
+            print('error: %s' % MXNET_MISSING, file=sys.stderr)
+            sys.exit(2)
         raise ImportError(MXNET_MISSING)
 
 
@@ -28,15 +32,23 @@ def _configure_threads():
 
     MXNet 1.9.1 starts one OpenMP thread on small machines when OMP_NUM_THREADS is unset; it
     reads the variable once, when it is imported, so this only helps when gluoncv_gan is
-    imported before mxnet (as ``python -m gluoncv_gan.*`` does).
+    imported before mxnet (as ``python -m gluoncv_gan.*`` does). Its ``MXSetNumOMPThreads``
+    sets only the calling thread's OpenMP count, not that of the engine threads that run the
+    operators (measured: no more threads run), so when mxnet came first this warns instead.
     """
-    if 'mxnet' in sys.modules:
-        return
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:
         cores = os.cpu_count() or 1
-    os.environ.setdefault('OMP_NUM_THREADS', str(cores))
+    if 'mxnet' not in sys.modules:
+        os.environ.setdefault('OMP_NUM_THREADS', str(cores))
+    elif 'OMP_NUM_THREADS' not in os.environ and cores > 1:
+        import logging
+        logging.getLogger(__name__).warning(
+            'mxnet was imported before gluoncv_gan with OMP_NUM_THREADS unset, so MXNet may use '
+            'fewer OpenMP threads than the %d cores (training up to 1.7x slower): set '
+            'OMP_NUM_THREADS=%d before starting Python, or import gluoncv_gan before mxnet',
+            cores, cores)
 
 
 # what the user chose, before _configure_threads: gluoncv_gan.launch shares cores among workers
@@ -47,5 +59,7 @@ _configure_threads()
 
 from . import model_zoo  # noqa: E402
 from .model_zoo import get_model, get_model_list  # noqa: E402,F401
+# the subpackages, as attributes after `import gluoncv_gan` (as gluoncv.data, gluoncv.utils...)
+from . import data, estimator, loss, metrics, nn, utils  # noqa: E402,F401
 
 model_zoo.register_with_gluoncv()

@@ -37,6 +37,7 @@ from .estimator import checkpoint as ckpt
 from .metrics import diversity, face_detection_rate
 from .utils.config import ConfigError, load_config
 from .utils.fileio import atomic_path
+from .utils.cli import prog
 
 __all__ = ['recipe_config', 'train_recipe', 'evaluate_recipe', 'markdown_table', 'main']
 
@@ -196,6 +197,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split('\n', 2)[2])
+    parser.prog = prog('gluoncv_gan.compare')  # the command's real name in usage lines
     parser.add_argument('--recipes', nargs='+', required=True, help='YAML recipes to compare')
     parser.add_argument('--images', type=int, required=True,
                         help='real images each recipe trains on (iterations: images // batch size)')

@@ -45,6 +45,7 @@ from .estimator.checkpoint import find_checkpoint, read_state
 from .model_zoo import get_model, get_model_list
 from .utils.download import file_checksum
 from .utils.fileio import atomic_path
+from .utils.cli import prog
 
 FORMATS = ('zip', 'symbol', 'onnx')
 
@@ -174,6 +175,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split('\n', 2)[2])
+    parser.prog = prog('gluoncv_gan.export')  # the command's real name in usage lines
     parser.add_argument('path', help='a run folder (its best checkpoint) or a checkpoint folder; '
                                      'with --pretrained, a model-zoo name')
     parser.add_argument('--format', default='zip', choices=FORMATS,

@@ -23,6 +23,7 @@ import sys
 import time
 
 import numpy as np
+from .utils.cli import prog
 
 __all__ = ['write_report', 'write_progress_gif', 'neighbour_picture', 'main']
 
@@ -249,6 +250,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split('\n', 2)[2])
+    parser.prog = prog('gluoncv_gan.report')  # the command's real name in usage lines
     parser.add_argument('run', help='a run folder (written by gluoncv_gan.train)')
     args = parser.parse_args(argv)
     if not os.path.isfile(os.path.join(args.run, 'config.yaml')):

@@ -39,6 +39,7 @@ from .model_zoo import get_model
 from .utils.config import ConfigError, load_config, save_config
 from .utils.amp import enable_bfloat16
 from .utils.fileio import atomic_path
+from .utils.cli import prog
 
 __all__ = ['parse_args', 'train', 'main']
 
@@ -62,6 +63,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Train a GAN of the gluoncv-gan model zoo.',
         epilog='Flags left out keep the value of --config (or of the resumed run).')
+    parser.prog = prog('gluoncv_gan.train')  # the command's real name in usage lines
     parser.add_argument('--config', default=None, help='YAML recipe, e.g. configs/dcgan_lfw.yaml')
     parser.add_argument('--save-dir', default=None,
                         help='run folder (default runs/<model>, or the resumed run\'s folder)')
@@ -128,8 +130,9 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=None, help='random seed')
     parser.add_argument('--no-hybridize', action='store_true', help='run the nets imperatively')
     parser.add_argument('--amp', action='store_true', default=None,
-                        help='bfloat16 convolutions through MXNet AMP (opt-in; CPUs with '
-                             'avx512_bf16; the nets then run imperatively)')
+                        help='bfloat16 convolutions through MXNet AMP on CPU (opt-in; CPUs with '
+                             'avx512_bf16; the nets then run imperatively). Unlike --amp in '
+                             "GluonCV's GPU scripts this is not fp16, and --gpus refuses it")
     return parser.parse_args(argv)
 
 
@@ -316,7 +319,7 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
             evaluation.set_state(state['handlers'].get('evaluation', {}))
         checkpoints.restore_running_means(state['metrics'])
         logger.info('Resumed from %s: epoch %d, batch %d, iteration %d', checkpoint,
-                    state['epoch'], state['batch'], state['iteration'])
+                    state['epoch'] + 1, state['batch'], state['iteration'])
     dist.prepare_trainers(trainer_g, trainer_d)
     dist.broadcast_parameters(net)
     loader.set_position(estimator.epoch, estimator.batch)
@@ -327,8 +330,11 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
     real = dataset.images[loader.epoch_indices(0)[:config['num_samples']]]
     samples = SampleHandler(os.path.join(save_dir, 'samples'), fixed_noise,
                             interval=config['sample_interval'], real_images=real)
-    handlers = [GANLoggingHandler(config['log_interval'], total, len(loader), logger=logger,
-                                  progress_bar=progress_bar, num_workers=dist.num_workers)]
+    logging_handler = GANLoggingHandler(
+        config['log_interval'], total, len(loader), logger=logger, progress_bar=progress_bar,
+        num_workers=dist.num_workers,
+        sync_intervals=(config['sample_interval'], config['checkpoint_interval']))
+    handlers = [logging_handler, logging_handler.clock]
     if config['lr_decay_epochs'] * len(loader) > total:
         raise ConfigError('lr_decay_epochs (%d epochs, %d iterations) is longer than the run (%d '
                           'iterations): lower --lr-decay-epochs or raise --epochs'

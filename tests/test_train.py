@@ -128,7 +128,7 @@ def test_short_run_writes_the_documented_run_folder(tmp_path):
     per_epoch = 300 // 8
     log = (run / 'train.log').read_text()
     assert 'Namespace(' in log.splitlines()[0]
-    assert 'samples/s' in log and 'discriminator loss' in log and '[Epoch 0] finished' in log
+    assert 'samples/s' in log and 'discriminator loss' in log and '[Epoch 1] finished' in log
     config = yaml.safe_load((run / 'config.yaml').read_text())
     assert config['batch_size'] == 8 and config['ngf'] == 8
     samples = set(os.listdir(run / 'samples'))

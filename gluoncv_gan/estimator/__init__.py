@@ -2,7 +2,8 @@
 from .gan_estimator import GANBatchProcessor, GANEstimator, latent_batch  # noqa: F401
 from .metrics import GANMetric, GANStepOutput, gan_metrics  # noqa: F401
 from .event_handler import (CheckpointHandler, EpochCounter, EvaluationHandler,  # noqa: F401
-                            GANLoggingHandler, HistoryHandler, LearningRateDecayHandler,
+                            GANLoggingHandler, HandlerClock, HistoryHandler,
+                            LearningRateDecayHandler,
                             SampleHandler, TensorBoardHandler)
 from .ema import GeneratorEMA  # noqa: F401
 from . import checkpoint  # noqa: F401
