@@ -167,3 +167,9 @@ def test_gpu_build_is_kept_and_missing_mxnet_is_named(project_wheel, tmp_path):
     last = failed.stderr.strip().splitlines()[-1]
     assert last.startswith('ImportError: gluoncv_gan needs MXNet 1.9.1, which is not installed')
     assert 'pip install "gluoncv-gan[cpu]"' in last and 'mxnet-cu112' in last
+    # a command says it in one line, without a traceback, and exits with 2
+    for command in ([str(venv / 'bin' / 'gluoncv-gan'), 'train', '--help'],
+                    [python, '-m', 'gluoncv_gan.train', '--help']):
+        failed = _run(command, cwd=str(tmp_path), timeout=60)
+        assert failed.returncode == 2, failed.stderr
+        assert failed.stderr.strip() == 'error: ' + last[len('ImportError: '):]
