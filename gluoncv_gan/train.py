@@ -76,7 +76,9 @@ def parse_args(argv=None):
                         help='lfw (prepared with gluoncv_gan.data.prepare_lfw), lfw_sample (bundled), '
                              'or folder (any folder of face images, with --data-dir)')
     parser.add_argument('--data-dir', default=None, help='dataset folder')
-    parser.add_argument('--batch-size', type=int, default=None, help='images per iteration')
+    parser.add_argument('--batch-size', type=int, default=None,
+                        help='images per device and iteration (as in GluonCV: the global batch is '
+                             'this x devices x workers, printed at the start)')
     parser.add_argument('--epochs', type=int, default=None, help='epochs in all')
     parser.add_argument('--iterations', type=int, default=None,
                         help='stop after this many iterations in all (instead of whole epochs)')
@@ -156,6 +158,8 @@ def setup_logging(log_file, prefix=''):
     root.setLevel(logging.INFO)
     for handler in list(root.handlers):
         root.removeHandler(handler)
+        if isinstance(handler, logging.FileHandler):  # an earlier run's log file
+            handler.close()
     formatter = logging.Formatter('%(asctime)s ' + prefix.replace('%', '%%') + '%(message)s',
                                   '%Y-%m-%d %H:%M:%S')
     handlers = [logging.StreamHandler(sys.stdout)]
@@ -266,12 +270,14 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
     dist = dist or distributed.setup(config)
     ctx = dist.contexts(contexts(config['gpus'], config['cpus']))
     dataset = build_dataset(config)
-    loader = CachedBatchLoader(dataset, config['batch_size'], seed=config['seed'],
+    per_worker = config['batch_size'] * len(ctx)  # batch_size is per device, as in GluonCV
+    loader = CachedBatchLoader(dataset, per_worker, seed=config['seed'],
                                num_shards=dist.num_workers, shard=dist.rank)
     logger.info('Data: %s, %d images of %dx%d, %d batches of %d per epoch', config['dataset'],
-                len(dataset), dataset.size, dataset.size, len(loader), config['batch_size'])
-    logger.info('Devices: %s on %s; global batch %d', dist.describe(),
-                ', '.join(str(c) for c in ctx), config['batch_size'] * dist.num_workers)
+                len(dataset), dataset.size, dataset.size, len(loader), per_worker)
+    logger.info('Devices: %s on %s; global batch %d (%d per device x %d device(s) x %d '
+                'worker(s))', dist.describe(), ', '.join(str(c) for c in ctx),
+                per_worker * dist.num_workers, config['batch_size'], len(ctx), dist.num_workers)
 
     net = build_net(config, ctx)
     trainer_g, trainer_d = build_trainers(net, config, dist.make_trainer)

@@ -198,3 +198,38 @@ def test_a_plain_pytest_run_shows_only_the_projects_warnings():
     assert 'project warning' in result.stdout
     assert 'third-party deprecation' not in result.stdout
     assert re.search(r'1 passed, \d+ deselected, 1 warning in', result.stdout), result.stdout[-500:]
+
+
+# ---------------------------------------------------------------- --batch-size per device
+
+def test_batch_size_is_per_device_and_old_multi_device_checkpoints_resume_as_before(tmp_path):
+    import json
+    from gluoncv_gan import train
+    run = tmp_path / 'run'
+    small = ['--dataset', 'lfw_sample', '--ngf', '8', '--ndf', '8', '--nz', '16']
+    train.main(small + ['--cpus', '2', '--batch-size', '8', '--iterations', '2',
+                        '--checkpoint-interval', '1', '--keep-checkpoints', '5',
+                        '--save-dir', str(run)])
+    log = (run / 'train.log').read_text()
+    assert '18 batches of 16 per epoch' in log  # 300 images, 8 per device x 2 devices
+    assert 'global batch 16 (8 per device x 2 device(s) x 1 worker(s))' in log
+    newest = run / 'checkpoints' / 'iter-00000002'
+    state = json.loads((newest / 'state.json').read_text())
+    assert state['handlers']['job'] == {'num_workers': 1, 'devices': 2}
+
+    # the same checkpoint as written before batch_size counted devices: batch_size 16 meant
+    # 16 images per iteration over the 2 devices, and no device count was saved
+    state['config']['batch_size'] = 16
+    state['handlers']['job'] = {'num_workers': 1}
+    (newest / 'state.json').write_text(json.dumps(state))
+    with pytest.raises(SystemExit):
+        train.main(['--resume', str(run), '--iterations', '3'])
+    log = (run / 'train.log').read_text()
+    assert ('with 16 images per worker and iteration, but this job has 1 worker(s) with 32 '
+            '(--batch-size 16 per device x 2 device(s)): resume with the same number of workers '
+            '(launch -n 1) and --batch-size 8') in log
+    train.main(['--resume', str(run), '--iterations', '3', '--batch-size', '8'])
+    log = (run / 'train.log').read_text()
+    assert 'Resumed from %s: epoch 1, batch 2, iteration 2' % newest in log
+    assert json.loads((run / 'checkpoints' / 'iter-00000003' / 'state.json').read_text())[
+        'iteration'] == 3
