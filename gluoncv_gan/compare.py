@@ -51,6 +51,11 @@ def recipe_name(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
+def images_per_iteration(config):
+    """Real images of one iteration: ``batch_size`` per device times the devices."""
+    return config['batch_size'] * len(train_script.contexts(config['gpus'], config['cpus']))
+
+
 def recipe_config(path, images, dataset=None, data_dir=None, gpus=None):
     """The config of recipe ``path`` trained on ``images`` real images, without evaluations.
 
@@ -61,10 +66,10 @@ def recipe_config(path, images, dataset=None, data_dir=None, gpus=None):
     """
     overrides = {'dataset': dataset, 'data_dir': data_dir, 'gpus': gpus, 'eval_interval': 0}
     config = load_config(path, overrides)
-    iterations = images // config['batch_size']
+    iterations = images // images_per_iteration(config)
     if iterations < 1:
         raise ConfigError('--images %d is less than one batch of %s (%d images)'
-                          % (images, path, config['batch_size']))
+                          % (images, path, images_per_iteration(config)))
     # every epoch has at least one batch, so this many epochs never stops training early
     return load_config(None, dict(config, iterations=iterations, epochs=iterations))
 
@@ -110,9 +115,9 @@ def train_recipe(config, run_dir):
         root.removeHandler(log_file)
         log_file.close()
     seconds, timed = estimator.fit_seconds, estimator.fit_iterations
-    speed = round(timed * config['batch_size'] / seconds, 2) if seconds > 0 else None
+    speed = round(timed * images_per_iteration(config) / seconds, 2) if seconds > 0 else None
     return {'iterations': estimator.iteration,
-            'images_seen': estimator.iteration * config['batch_size'],
+            'images_seen': estimator.iteration * images_per_iteration(config),
             'resumed_from': checkpoint, 'timed_iterations': timed,
             'train_seconds': round(seconds, 3), 'samples_per_second': speed}
 
@@ -248,7 +253,8 @@ def run_recipe(index, total, path, args, reference_source):
     else:
         logger.info('%s training %s with %s for %d iterations of %d images (%d images) into %s',
                     prefix, config['model'], objective_label(config), config['iterations'],
-                    config['batch_size'], config['iterations'] * config['batch_size'], run_dir)
+                    images_per_iteration(config),
+                    config['iterations'] * images_per_iteration(config), run_dir)
         training = train_recipe(config, run_dir)
         _write_json(trained_path, training)
         logger.info('%s trained in %.1f s (%s samples/s)', prefix, training['train_seconds'],
