@@ -47,6 +47,7 @@ class CachedBatchLoader(DataLoader):
     """
 
     def __init__(self, dataset, batch_size, seed=0, shuffle=True, num_shards=1, shard=0):
+        self._worker_pool = None  # DataLoader.__del__ reads it, also after a refused __init__
         if getattr(dataset, 'images', None) is None:
             raise ValueError('CachedBatchLoader needs a dataset built with use_cache=True')
         if not 0 <= shard < num_shards:
