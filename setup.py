@@ -14,19 +14,30 @@ def read_version():
     raise RuntimeError('no __version__ in gluoncv_gan/__init__.py')
 
 
-# mxnet 1.9.1 breaks on numpy >= 1.24, and gluoncv 0.10.5.post0 would otherwise pull numpy 2 and
-# the opencv / pandas / scipy / matplotlib releases built for it: pin a set known to work together.
+# MXNet is not a requirement, as in GluonCV: the user chooses the build (mxnet for CPU through
+# the [cpu] extra, or a CUDA build such as mxnet-cu112), and pip must not install the CPU wheel
+# over it. The ranges are those known to work with mxnet 1.9.1 (which breaks on numpy >= 1.24)
+# on Python 3.11; .ci/constraints.txt holds the exact set that CI tests.
 INSTALL_REQUIRES = [
-    'mxnet==1.9.1',
-    'gluoncv==0.10.5.post0',
-    'numpy==1.23.5',
-    'opencv-python==4.8.1.78',
-    'matplotlib==3.8.4',
-    'pandas==2.0.3',
-    'scipy==1.11.4',
+    'gluoncv>=0.10.5,<0.11',
+    'numpy>=1.23.2,<1.24',
+    'opencv-python>=4.7,<4.9',
+    'matplotlib>=3.6,<3.9',
+    'pandas>=1.5,<2.1',
+    'scipy>=1.9.2,<1.12',
     'tqdm>=4.60',
     'PyYAML>=6.0',
+    'Pillow>=9.1',
 ]
+
+EXTRAS_REQUIRE = {
+    'cpu': ['mxnet==1.9.1'],
+    # wheel: tests/test_packaging.py builds the project's wheel without network access
+    'test': ['pytest>=7', 'pytest-timeout>=2.1', 'wheel>=0.38'],
+    # mxnet 1.9.1's ONNX exporter uses onnx.mapping (deprecated in onnx 1.15, the newest tested)
+    'onnx': ['onnx>=1.14,<1.16', 'onnxruntime>=1.18'],
+}
+
 
 setup(
     name='gluoncv-gan',
@@ -39,8 +50,9 @@ setup(
     packages=find_packages(include=['gluoncv_gan', 'gluoncv_gan.*']),
     package_data={'gluoncv_gan': ['data/lfw_sample/*/*/*.jpg', 'model_zoo/weights/*.zip']},
     install_requires=INSTALL_REQUIRES,
-    extras_require={'test': ['pytest>=7', 'pytest-timeout>=2.1']},
+    extras_require=EXTRAS_REQUIRE,
     entry_points={'console_scripts': [
+        'gluoncv-gan=gluoncv_gan.cli:main',  # gluoncv-gan <command>: every command
         'gluoncv-gan-train=gluoncv_gan.train:main',
         'gluoncv-gan-sample=gluoncv_gan.sample:main',
         'gluoncv-gan-prepare-lfw=gluoncv_gan.data.prepare_lfw:main',

@@ -51,6 +51,7 @@ import tempfile
 import time
 
 from . import reference as ref
+from .utils.cli import prog
 
 __all__ = ['parse_args', 'conv_macs', 'flops_per_image', 'estimate_peak', 'run_benchmark',
            'format_report', 'main']
@@ -69,6 +70,7 @@ def parse_args(argv=None):
         description='Time the project\'s DCGAN training step against the MXNet tutorial\'s '
                     '(with MXNet\'s default threads and with the project\'s), plus sampling, '
                     'data loading, memory and FLOP rates.')
+    parser.prog = prog('gluoncv_gan.benchmark')  # the command's real name in usage lines
     parser.add_argument('--batch-size', type=int, default=64, help='images per iteration')
     parser.add_argument('--iters', type=int, default=4, help='iterations per timed run')
     parser.add_argument('--repeats', type=int, default=5,

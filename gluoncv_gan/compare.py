@@ -37,6 +37,7 @@ from .estimator import checkpoint as ckpt
 from .metrics import diversity, face_detection_rate
 from .utils.config import ConfigError, load_config
 from .utils.fileio import atomic_path
+from .utils.cli import prog
 
 __all__ = ['recipe_config', 'train_recipe', 'evaluate_recipe', 'markdown_table', 'main']
 
@@ -50,6 +51,11 @@ def recipe_name(path):
     return os.path.splitext(os.path.basename(path))[0]
 
 
+def images_per_iteration(config):
+    """Real images of one iteration: ``batch_size`` per device times the devices."""
+    return config['batch_size'] * len(train_script.contexts(config['gpus'], config['cpus']))
+
+
 def recipe_config(path, images, dataset=None, data_dir=None, gpus=None):
     """The config of recipe ``path`` trained on ``images`` real images, without evaluations.
 
@@ -60,10 +66,10 @@ def recipe_config(path, images, dataset=None, data_dir=None, gpus=None):
     """
     overrides = {'dataset': dataset, 'data_dir': data_dir, 'gpus': gpus, 'eval_interval': 0}
     config = load_config(path, overrides)
-    iterations = images // config['batch_size']
+    iterations = images // images_per_iteration(config)
     if iterations < 1:
         raise ConfigError('--images %d is less than one batch of %s (%d images)'
-                          % (images, path, config['batch_size']))
+                          % (images, path, images_per_iteration(config)))
     # every epoch has at least one batch, so this many epochs never stops training early
     return load_config(None, dict(config, iterations=iterations, epochs=iterations))
 
@@ -109,9 +115,9 @@ def train_recipe(config, run_dir):
         root.removeHandler(log_file)
         log_file.close()
     seconds, timed = estimator.fit_seconds, estimator.fit_iterations
-    speed = round(timed * config['batch_size'] / seconds, 2) if seconds > 0 else None
+    speed = round(timed * images_per_iteration(config) / seconds, 2) if seconds > 0 else None
     return {'iterations': estimator.iteration,
-            'images_seen': estimator.iteration * config['batch_size'],
+            'images_seen': estimator.iteration * images_per_iteration(config),
             'resumed_from': checkpoint, 'timed_iterations': timed,
             'train_seconds': round(seconds, 3), 'samples_per_second': speed}
 
@@ -196,6 +202,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split('\n', 2)[2])
+    parser.prog = prog('gluoncv_gan.compare')  # the command's real name in usage lines
     parser.add_argument('--recipes', nargs='+', required=True, help='YAML recipes to compare')
     parser.add_argument('--images', type=int, required=True,
                         help='real images each recipe trains on (iterations: images // batch size)')
@@ -246,7 +253,8 @@ def run_recipe(index, total, path, args, reference_source):
     else:
         logger.info('%s training %s with %s for %d iterations of %d images (%d images) into %s',
                     prefix, config['model'], objective_label(config), config['iterations'],
-                    config['batch_size'], config['iterations'] * config['batch_size'], run_dir)
+                    images_per_iteration(config),
+                    config['iterations'] * images_per_iteration(config), run_dir)
         training = train_recipe(config, run_dir)
         _write_json(trained_path, training)
         logger.info('%s trained in %.1f s (%s samples/s)', prefix, training['train_seconds'],

@@ -33,6 +33,7 @@ from .utils.cli import add_debug_flag, check_output_path, command
 from .utils.download import DownloadError
 from .utils.fileio import atomic_path
 from .utils.image import make_grid, save_image, to_uint8_images
+from .utils.cli import prog
 
 __all__ = ['load_generator', 'load_images', 'generate_images', 'evaluate_images', 'main']
 
@@ -204,6 +205,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split('\n', 2)[2])
+    parser.prog = prog('gluoncv_gan.evaluate')  # the command's real name in usage lines
     parser.add_argument('model', nargs='?', choices=get_model_list(),
                         help='model-zoo name (with --pretrained or --params)')
     parser.add_argument('--pretrained', action='store_true', help='the published weights')

@@ -1,8 +1,22 @@
-"""Turn a training run's checkpoint into publishable model-store weights.
+"""Export a trained generator: model-store weights, or a deployable symbol or ONNX file.
 
 Example::
 
     python -m gluoncv_gan.export runs/dcgan_lfw --name dcgan_lfw --out-dir gluoncv_gan/model_zoo/weights
+    python -m gluoncv_gan.export runs/dcgan_lfw --format symbol --out-dir deploy
+    python -m gluoncv_gan.export dcgan_lfw --pretrained --format onnx --out-dir deploy
+
+``--format`` chooses what is written:
+
+- ``zip`` (the default): the model-store files described below, to publish in the model zoo;
+- ``symbol``: ``generator-symbol.json`` and ``generator-0000.params`` (``HybridBlock.export``,
+  BatchNorm in inference mode), loaded with ``mx.gluon.SymbolBlock.imports(json, ['data'],
+  params)`` without gluoncv_gan;
+- ``onnx``: ``generator.onnx`` through ``mx.onnx.export_model`` (dynamic batch; needs the
+  ``[onnx]`` extra), for onnxruntime.
+
+The deployable formats take the latent batch (N, nz, 1, 1) named ``data`` and return (N, 3, H, W)
+images in [-1, 1]. ``--pretrained`` exports a model-zoo name's published weights instead of a run.
 
 Takes the run's best checkpoint by SWD (``best.json``; else its latest checkpoint), or the
 checkpoint folder given; puts the generator (its moving average when the run kept one, unless
@@ -32,6 +46,9 @@ from .model_zoo import get_model, get_model_list
 from .utils.cli import add_debug_flag, command
 from .utils.download import file_checksum
 from .utils.fileio import atomic_path
+from .utils.cli import prog
+
+FORMATS = ('zip', 'symbol', 'onnx')
 
 __all__ = ['choose_checkpoint', 'build_pair', 'export_pair', 'main']
 
@@ -102,7 +119,7 @@ def choose_checkpoint(path):
     return find_checkpoint(path)
 
 
-def build_pair(checkpoint, name=None, ema=True, ctx=None):
+def build_pair(checkpoint, name=None, ema=True, ctx=None, recalibration_batches=8):
     """The DCGAN pair of a checkpoint (float32), with its moving-average generator if asked."""
     config = read_state(checkpoint)['config']
     name = name or config['model']
@@ -159,7 +176,15 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split('\n', 2)[2])
-    parser.add_argument('path', help='a run folder (its best checkpoint) or a checkpoint folder')
+    parser.prog = prog('gluoncv_gan.export')  # the command's real name in usage lines
+    parser.add_argument('path', help='a run folder (its best checkpoint) or a checkpoint folder; '
+                                     'with --pretrained, a model-zoo name')
+    parser.add_argument('--format', default='zip', choices=FORMATS,
+                        help='zip: model-store weights to publish (default); symbol: '
+                             'generator-symbol.json + generator-0000.params; onnx: generator.onnx')
+    parser.add_argument('--pretrained', action='store_true',
+                        help='export the published weights of the model-zoo name PATH '
+                             '(--format symbol or onnx)')
     parser.add_argument('--name', default=None, choices=get_model_list(),
                         help='model-zoo name (default: the run\'s model)')
     parser.add_argument('--no-ema', action='store_true',
@@ -172,15 +197,60 @@ def parse_args(argv=None):
                              '(default: the newest)')
     parser.add_argument('--dtype', default='float16', choices=['float16', 'float32'],
                         help='storage type of the published weights')
-    parser.add_argument('--out-dir', default='.', help='where the .params and .zip go')
+    parser.add_argument('--out-dir', default='.', help='where the exported files go')
     add_debug_flag(parser)
     return parser.parse_args(argv)
+
+
+def _fail(message):
+    print('error: %s' % message, file=sys.stderr)
+    sys.exit(2)
+
+
+def export_deployable(net, out_dir, fmt):
+    """Write ``net.generator`` in ``fmt`` ('symbol' or 'onnx') into ``out_dir``; log and return
+    the paths, and the largest difference of the exported generator's images from the net's."""
+    from .utils import deploy
+    latent = np.random.RandomState(0).standard_normal((8, net.nz, 1, 1)).astype(np.float32)
+    with mx.autograd.predict_mode():
+        expected = net.generator(mx.nd.array(latent)).asnumpy()
+    if fmt == 'symbol':
+        paths = deploy.export_symbol(net.generator, out_dir)
+        got = deploy.load_symbol(*paths)(mx.nd.array(latent)).asnumpy()
+    else:
+        paths = deploy.export_onnx(net.generator, out_dir)
+        try:
+            import onnxruntime
+        except ImportError:
+            got = None
+        else:
+            session = onnxruntime.InferenceSession(paths[0], providers=['CPUExecutionProvider'])
+            got = session.run(None, {'data': latent})[0]
+    for path in paths:
+        logger.info('  %s (%.1f MB)', path, os.path.getsize(path) / 1e6)
+    difference = None if got is None else float(np.abs(got - expected).max())
+    if difference is not None:
+        logger.info('  images of the exported generator vs the net: max |diff| %.2e', difference)
+    return paths, difference
 
 
 @command()
 def main(argv=None):
     logging.basicConfig(level=logging.INFO, format='%(message)s')
     args = parse_args(argv)
+    if args.pretrained:
+        if args.format == 'zip':
+            _fail('--pretrained exports published weights, which are already in the model store: '
+                  'add --format symbol or --format onnx')
+        if args.path not in get_model_list():
+            _fail('%s is not a model-zoo name: use one of %s' % (args.path,
+                                                                 ', '.join(get_model_list())))
+        net = get_model(args.path, pretrained=True)
+        logger.info('Exporting the generator of the published %s as %s', args.path, args.format)
+        try:
+            return export_deployable(net, args.out_dir, args.format)
+        except ImportError as err:
+            _fail(err)
     try:
         if args.end_epoch is not None and not args.average:
             sys.exit('error: --end-epoch chooses the checkpoints of --average K: add --average')
@@ -195,6 +265,14 @@ def main(argv=None):
         average_generator(net, averaged)
         logger.info('Generator: the mean of %s', ', '.join(os.path.basename(c) for c in averaged))
     name = args.name or config['model']
+    if args.format != 'zip':
+        logger.info('Exporting the %s generator of %s as %s',
+                    'averaged' if averaged else 'moving-average' if used_ema else 'raw',
+                    checkpoint, args.format)
+        try:
+            return export_deployable(net, args.out_dir, args.format)
+        except ImportError as err:
+            _fail(err)
     default = get_model(name, pretrained=False)
     if (config['nz'], config['ngf'], config['ndf']) != (default.nz, default.generator.ngf,
                                                         default.discriminator.ndf):

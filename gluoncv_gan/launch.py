@@ -29,6 +29,7 @@ import subprocess
 import sys
 import threading
 import time
+from .utils.cli import prog
 
 from .utils.cli import add_debug_flag, command
 
@@ -252,9 +253,10 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Run a parameter-server training job (scheduler, servers, workers) on this '
                     'machine, on 127.0.0.1.',
-        usage='python -m gluoncv_gan.launch -n WORKERS [-s SERVERS] [--port PORT] -- COMMAND...',
+        usage='%(prog)s -n WORKERS [-s SERVERS] [--port PORT] -- COMMAND...',
         epilog='Example: python -m gluoncv_gan.launch -n 2 -s 1 -- python -m gluoncv_gan.train '
                '--kvstore dist_sync --dataset lfw_sample')
+    parser.prog = prog('gluoncv_gan.launch')  # the command's real name in usage lines
     parser.add_argument('-n', '--num-workers', type=int, required=True, help='worker processes')
     parser.add_argument('-s', '--num-servers', type=int, default=None,
                         help='server processes (default: as many as workers)')

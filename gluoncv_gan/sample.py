@@ -43,6 +43,7 @@ from .utils.cli import UserError, add_debug_flag, check_output_path, command
 from .utils.download import DownloadError
 from .utils.fileio import atomic_path
 from .utils.image import make_grid, save_image, to_uint8_images
+from .utils.cli import prog
 
 __all__ = ['slerp', 'interpolation_latents', 'generate_from_latents', 'parse_args', 'main']
 
@@ -159,6 +160,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split('\n', 2)[2])
+    parser.prog = prog('gluoncv_gan.sample')  # the command's real name in usage lines
     parser.add_argument('model', choices=get_model_list(), help='model-zoo name')
     source = parser.add_mutually_exclusive_group()
     source.add_argument('--pretrained', action='store_true', help='use the published weights')

@@ -13,6 +13,7 @@ Run folder (``--save-dir``)::
     samples/          real.png, epoch-EEEE.png, iter-IIIIIIII.png, latest.png
     checkpoints/      iter-IIIIIIII/ (model, both optimiser states, position, metrics, config)
     history.json      metrics every --log-interval iterations; curves.png plots them
+    report.html       one page on the run, rewritten every epoch (gluoncv_gan.report)
     evaluation.json   SWD, face rate, diversity every --eval-interval epochs; best.json: the
                       checkpoint with the lowest SWD (kept whatever --keep-checkpoints says)
     model.params      the final DCGAN pair: get_model(name).load_parameters(path)
@@ -32,13 +33,13 @@ from . import distributed
 from .data import LFW, FaceFolder, LFWSample
 from .data.loader import CachedBatchLoader
 from .estimator import (CheckpointHandler, EvaluationHandler, GANEstimator, GANLoggingHandler,
-                        GeneratorEMA, HistoryHandler, LearningRateDecayHandler, SampleHandler,
-                        StopOnSignal, TensorBoardHandler)
+                        GeneratorEMA, HistoryHandler, LearningRateDecayHandler, ReportHandler,
+                        SampleHandler, StopOnSignal, TensorBoardHandler)
 from .estimator import checkpoint as ckpt
 from .estimator.gan_estimator import GANBatchProcessor
 from .loss import get_objective
 from .model_zoo import get_model
-from .utils.cli import add_debug_flag, check_output_path, command, describe_error
+from .utils.cli import add_debug_flag, check_output_path, command, describe_error, prog
 from .utils.config import ConfigError, load_config, read_config_file, save_config
 from .utils.amp import enable_bfloat16
 from .utils.fileio import atomic_path
@@ -77,6 +78,7 @@ def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Train a GAN of the gluoncv-gan model zoo.',
         epilog='Flags left out keep the value of --config (or of the resumed run).')
+    parser.prog = prog('gluoncv_gan.train')  # the command's real name in usage lines
     parser.add_argument('--config', default=None, help='YAML recipe, e.g. configs/dcgan_lfw.yaml')
     parser.add_argument('--save-dir', default=None,
                         help='run folder (default runs/<model>, or the resumed run\'s folder)')
@@ -89,7 +91,9 @@ def parse_args(argv=None):
                         help='lfw (prepared with gluoncv_gan.data.prepare_lfw), lfw_sample (bundled), '
                              'or folder (any folder of face images, with --data-dir)')
     parser.add_argument('--data-dir', default=None, help='dataset folder')
-    parser.add_argument('--batch-size', type=int, default=None, help='images per iteration')
+    parser.add_argument('--batch-size', type=int, default=None,
+                        help='images per device and iteration (as in GluonCV: the global batch is '
+                             'this x devices x workers, printed at the start)')
     parser.add_argument('--epochs', type=int, default=None, help='epochs in all')
     parser.add_argument('--iterations', type=int, default=None,
                         help='stop after this many iterations in all (instead of whole epochs)')
@@ -143,8 +147,9 @@ def parse_args(argv=None):
     parser.add_argument('--seed', type=int, default=None, help='random seed')
     parser.add_argument('--no-hybridize', action='store_true', help='run the nets imperatively')
     parser.add_argument('--amp', action='store_true', default=None,
-                        help='bfloat16 convolutions through MXNet AMP (opt-in; CPUs with '
-                             'avx512_bf16; the nets then run imperatively)')
+                        help='bfloat16 convolutions through MXNet AMP on CPU (opt-in; CPUs with '
+                             'avx512_bf16; the nets then run imperatively). Unlike --amp in '
+                             "GluonCV's GPU scripts this is not fp16, and --gpus refuses it")
     add_debug_flag(parser)
     return parser.parse_args(argv)
 
@@ -169,6 +174,8 @@ def setup_logging(log_file, prefix=''):
     root.setLevel(logging.INFO)
     for handler in list(root.handlers):
         root.removeHandler(handler)
+        if isinstance(handler, logging.FileHandler):  # an earlier run's log file
+            handler.close()
     formatter = logging.Formatter('%(asctime)s ' + prefix.replace('%', '%%') + '%(message)s',
                                   '%Y-%m-%d %H:%M:%S')
     handlers = [logging.StreamHandler(sys.stdout)]
@@ -312,15 +319,17 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
         raise ConfigError('none of the images of dataset %s could be decoded (each is named in a '
                           'warning above): point --data-dir at a folder of readable images'
                           % config['dataset'])
+    per_worker = config['batch_size'] * len(ctx)  # batch_size is per device, as in GluonCV
     try:
-        loader = CachedBatchLoader(dataset, config['batch_size'], seed=config['seed'],
+        loader = CachedBatchLoader(dataset, per_worker, seed=config['seed'],
                                    num_shards=dist.num_workers, shard=dist.rank)
     except ValueError as err:
         raise ConfigError(str(err)) from None
     logger.info('Data: %s, %d images of %dx%d, %d batches of %d per epoch', config['dataset'],
-                len(dataset), dataset.size, dataset.size, len(loader), config['batch_size'])
-    logger.info('Devices: %s on %s; global batch %d', dist.describe(),
-                ', '.join(str(c) for c in ctx), config['batch_size'] * dist.num_workers)
+                len(dataset), dataset.size, dataset.size, len(loader), per_worker)
+    logger.info('Devices: %s on %s; global batch %d (%d per device x %d device(s) x %d '
+                'worker(s))', dist.describe(), ', '.join(str(c) for c in ctx),
+                per_worker * dist.num_workers, config['batch_size'], len(ctx), dist.num_workers)
 
     net = build_net(config, ctx)
     trainer_g, trainer_d = build_trainers(net, config, dist.make_trainer)
@@ -377,7 +386,7 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
             evaluation.set_state(state['handlers'].get('evaluation', {}))
         checkpoints.restore_running_means(state['metrics'])
         logger.info('Resumed from %s: epoch %d, batch %d, iteration %d', checkpoint,
-                    state['epoch'], state['batch'], state['iteration'])
+                    state['epoch'] + 1, state['batch'], state['iteration'])
     dist.prepare_trainers(trainer_g, trainer_d)
     dist.broadcast_parameters(net)
     loader.set_position(estimator.epoch, estimator.batch)
@@ -396,8 +405,11 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
     real = dataset.images[loader.epoch_indices(0)[:config['num_samples']]]
     samples = SampleHandler(os.path.join(save_dir, 'samples'), fixed_noise,
                             interval=config['sample_interval'], real_images=real)
-    handlers = [GANLoggingHandler(config['log_interval'], total, len(loader), logger=logger,
-                                  progress_bar=progress_bar, num_workers=dist.num_workers)]
+    logging_handler = GANLoggingHandler(
+        config['log_interval'], total, len(loader), logger=logger, progress_bar=progress_bar,
+        num_workers=dist.num_workers,
+        sync_intervals=(config['sample_interval'], config['checkpoint_interval']))
+    handlers = [logging_handler, logging_handler.clock]
     if config['lr_decay_epochs'] * len(loader) > total:
         raise ConfigError('lr_decay_epochs (%d epochs, %d iterations) is longer than the run (%d '
                           'iterations): lower --lr-decay-epochs or raise --epochs'
@@ -409,6 +421,7 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
             config['lr_decay_epochs'] * len(loader)))
     if dist.is_root:  # the other workers write nothing
         handlers += [samples, history, checkpoints] + ([evaluation] if evaluation else [])
+        handlers.append(ReportHandler(save_dir, fixed_noise, dataset.images, total, len(loader)))
         if config['tensorboard']:
             board = TensorBoardHandler(os.path.join(save_dir, 'tensorboard'),
                                        config['log_interval'], sample_handler=samples)

@@ -8,6 +8,23 @@ SHARED_ARCHIVE = os.path.join(REPO, '..', 'shared', 'data', 'lfw-deepfunneled.tg
 SHARED_SHA1 = 'f7dc3f1d2f8529114edf72d041bfdd82596c6761'
 
 
+# A run shows the project's own warnings (and pytest's), not the third-party deprecations that
+# MXNet, GluonCV and their dependencies raise by the hundred: later filters take precedence.
+# Here rather than in an ini file, so that plain `pytest` from the repository root uses them.
+WARNING_FILTERS = [
+    'ignore',
+    'default::Warning:gluoncv_gan',
+    'default::Warning:test_',
+    'default::Warning:conftest',
+    'default::pytest.PytestWarning',
+]
+
+
+def pytest_configure(config):
+    for line in WARNING_FILTERS:
+        config.addinivalue_line('filterwarnings', line)
+
+
 def lfw_archive():
     """The full LFW archive: $GLUONCV_GAN_LFW_ARCHIVE, else ../shared/data beside the repo."""
     path = os.environ.get('GLUONCV_GAN_LFW_ARCHIVE') or SHARED_ARCHIVE

@@ -74,7 +74,8 @@ def test_two_workers_agree_and_equal_one_process_with_two_devices(tmp_path, job_
                                                                    two_worker_run):
     """A 2-worker job equals one process with 2 devices and the same global batches.
 
-    Job: 2 workers x batch 8 (dist_sync, 1 server). Reference: one process, --cpus 2, batch 16.
+    Job: 2 workers x batch 8 (dist_sync, 1 server). Reference: one process, --cpus 2, batch 8
+    per device (16 per iteration).
     Both see, at every iteration, the same 16 images and latents with the same 8 on each
     worker/device (shard r = slice r of the global batch), start from the same initial
     parameters, and compute BatchNorm statistics per worker/device over the same 8 images.
@@ -98,7 +99,7 @@ def test_two_workers_agree_and_equal_one_process_with_two_devices(tmp_path, job_
     assert sorted(os.listdir(root / 'run' / 'checkpoints')) == ['iter-00000003', 'iter-00000006']
 
     env = dict(job_env, GLUONCV_GAN_WORKER_PARAMS=str(tmp_path / 'reference'))
-    finish(subprocess.Popen(TRAIN + SMALL + ['--cpus', '2', '--batch-size', '16',
+    finish(subprocess.Popen(TRAIN + SMALL + ['--cpus', '2', '--batch-size', '8',
                                              '--iterations', '6',
                                              '--save-dir', str(tmp_path / 'run')],
                             cwd=REPO, env=env, stdout=subprocess.PIPE,

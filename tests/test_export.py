@@ -78,3 +78,63 @@ def test_float16_export_loads_for_evaluation(run, tmp_path):
     saved = mx.nd.load(params)['generator.features.0.weight']
     assert saved.dtype == np.float16
     np.testing.assert_array_equal(weight.asnumpy(), saved.asnumpy().astype(np.float32))
+
+
+def _reference_images(run, latent):
+    """The images the run's exported generator must reproduce (BatchNorm running statistics)."""
+    net, _, _ = export.build_pair(export.choose_checkpoint(run))
+    with mx.autograd.predict_mode():
+        return net.generator(mx.nd.array(latent)).asnumpy()
+
+
+def test_symbol_export_loads_without_the_package_and_gives_identical_images(run, tmp_path):
+    paths, difference = export.main([run, '--format', 'symbol', '--out-dir', str(tmp_path)])
+    assert [os.path.basename(p) for p in paths] == ['generator-symbol.json',
+                                                    'generator-0000.params']
+    assert difference == 0.0
+    assert sorted(os.listdir(tmp_path)) == ['generator-0000.params', 'generator-symbol.json']
+    deployed = mx.gluon.SymbolBlock.imports(paths[0], ['data'], paths[1], ctx=mx.cpu())
+    latent = np.random.RandomState(3).standard_normal((6, 16, 1, 1)).astype(np.float32)
+    images = deployed(mx.nd.array(latent)).asnumpy()
+    assert images.shape == (6, 3, 64, 64)
+    np.testing.assert_array_equal(images, _reference_images(run, latent))
+    # inference-mode BatchNorm: an image does not depend on the rest of its batch
+    np.testing.assert_array_equal(deployed(mx.nd.array(latent[:1])).asnumpy(), images[:1])
+
+
+def test_onnx_export_matches_mxnet_in_onnxruntime(run, tmp_path):
+    ort = pytest.importorskip('onnxruntime', reason='onnxruntime is not installed: pip install '
+                                                    '"gluoncv-gan[onnx]" (CI installs it)')
+    (path,), _ = export.main([run, '--format', 'onnx', '--out-dir', str(tmp_path)])
+    assert os.path.basename(path) == 'generator.onnx'
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    session = ort.InferenceSession(path, options, providers=['CPUExecutionProvider'])
+    assert [i.name for i in session.get_inputs()] == ['data']  # weights are not inputs
+    latent = np.random.RandomState(4).standard_normal((5, 16, 1, 1)).astype(np.float32)
+    images = session.run(None, {'data': latent})[0]
+    assert images.shape == (5, 3, 64, 64)
+    np.testing.assert_allclose(images, _reference_images(run, latent), rtol=0, atol=1e-5)
+
+
+def test_onnx_export_without_onnx_names_the_extra(run, tmp_path, monkeypatch, capsys):
+    import sys
+    monkeypatch.setitem(sys.modules, 'onnx', None)
+    with pytest.raises(SystemExit) as stop:
+        export.main([run, '--format', 'onnx', '--out-dir', str(tmp_path)])
+    assert stop.value.code == 2
+    assert 'pip install "gluoncv-gan[onnx]"' in capsys.readouterr().err
+    assert os.listdir(tmp_path) == []
+
+
+def test_pretrained_export_needs_a_deployable_format(tmp_path, capsys):
+    with pytest.raises(SystemExit) as stop:
+        export.main(['dcgan_lfw', '--pretrained', '--out-dir', str(tmp_path)])
+    assert stop.value.code == 2
+    assert 'add --format symbol or --format onnx' in capsys.readouterr().err
+
+
+def test_pretrained_symbol_export(tmp_path):
+    paths, difference = export.main(['dcgan_lfw', '--pretrained', '--format', 'symbol',
+                                     '--out-dir', str(tmp_path)])
+    assert difference == 0.0 and all(os.path.isfile(p) for p in paths)

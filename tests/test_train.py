@@ -128,7 +128,7 @@ def test_short_run_writes_the_documented_run_folder(tmp_path):
     per_epoch = 300 // 8
     log = (run / 'train.log').read_text()
     assert 'Namespace(' in log.splitlines()[0]
-    assert 'samples/s' in log and 'discriminator loss' in log and '[Epoch 0] finished' in log
+    assert 'samples/s' in log and 'discriminator loss' in log and '[Epoch 1] finished' in log
     config = yaml.safe_load((run / 'config.yaml').read_text())
     assert config['batch_size'] == 8 and config['ngf'] == 8
     samples = set(os.listdir(run / 'samples'))
@@ -233,10 +233,10 @@ def test_resume_with_another_batch_size_or_worker_count_is_refused(tmp_path):
     with pytest.raises(SystemExit):
         train_script.main(['--resume', str(run), '--iterations', '4', '--batch-size', '4'])
     log = (run / 'train.log').read_text()
-    assert ('a job of 1 worker(s) with batch_size 8 per worker, but this job has 1 worker(s) '
-            'with batch_size 4') in log
+    assert ('a job of 1 worker(s) with 8 images per worker and iteration, but this job has 1 '
+            'worker(s) with 4 (--batch-size 4 per device x 1 device(s))') in log
     state = json.loads((run / 'checkpoints' / 'iter-00000002' / 'state.json').read_text())
-    assert state['handlers']['job'] == {'num_workers': 1}
+    assert state['handlers']['job'] == {'num_workers': 1, 'devices': 1}
     from gluoncv_gan.distributed import Distribution
     with pytest.raises(ValueError, match=r'resume with the same number of workers \(launch -n 1\)'):
         Distribution(num_workers=2, rank=1).check_resume(state['handlers']['job'], 8, 8)

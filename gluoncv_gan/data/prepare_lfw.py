@@ -49,6 +49,7 @@ from ..utils.download import (DownloadError, download, file_checksum, file_lock,
                               normalize_checksum)
 from ..utils.fileio import atomic_path
 from ..utils.paths import default_dataset_root
+from ..utils.cli import prog
 
 __all__ = ['prepare_lfw', 'main', 'LFW_URL', 'LFW_MD5']
 
@@ -501,6 +502,7 @@ def parse_args(argv=None):
         description='Download and extract LFW deep-funneled (Labeled Faces in the Wild) to '
                     '{download-dir}/lfw-deepfunneled.',
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.prog = prog('gluoncv_gan.data.prepare_lfw')  # the command's real name in usage lines
     parser.add_argument('--download-dir', default=None,
                         help='folder for the archive and the data (default: '
                              '$MXNET_HOME/datasets/lfw, i.e. ~/.mxnet/datasets/lfw)')

@@ -11,7 +11,8 @@ Three ways to run (docs/distributed.md has the details and the reasons):
   (:mod:`.kvstore`);
 - Horovod (``--horovod``, started by horovodrun): allreduce, no servers.
 
-``batch_size`` is per worker: the global batch is ``batch_size x workers``, and each iteration
+``batch_size`` is per device, as in GluonCV's scripts: a worker's iteration takes ``batch_size x
+its devices`` images, the global batch is ``batch_size x devices x workers``, and each iteration
 averages the gradients over the global batch (the learning rates are unchanged). Worker r
 reads part r of each global batch (:class:`~gluoncv_gan.data.loader.CachedBatchLoader` shards)
 and uses rows r of the global latent batch, so a job of W workers computes what one process with
@@ -59,6 +60,7 @@ class Distribution:
         self.shared, self.hvd = shared, hvd
         self._trainers = 0
         self._flag_key = None
+        self.devices = 1  # this process's devices, set by contexts()
 
     @property
     def is_root(self):
@@ -83,37 +85,48 @@ class Distribution:
         return 'kvstore %s, one process' % self.kvstore
 
     def get_state(self):
-        """What a checkpoint records of the job: its number of workers."""
-        return {'num_workers': self.num_workers}
+        """What a checkpoint records of the job: its workers and each worker's devices."""
+        return {'num_workers': self.num_workers, 'devices': self.devices}
 
     def check_resume(self, state, batch_size, saved_batch_size):
         """Refuse to resume a checkpoint with another job shape.
 
-        The number of workers and the per-worker batch define the global batches, the data
-        order each worker sees and the length of an epoch, so a resumed job must keep both.
+        The number of workers and the images of a worker's iteration (``batch_size`` per device
+        times its devices) define the global batches, the data order each worker sees and the
+        length of an epoch, so a resumed job must keep both. A checkpoint without ``devices``
+        was written when ``batch_size`` was the images of a worker's iteration, whatever its
+        devices: it resumes where that count is kept (e.g. ``--cpus 2 --batch-size 16`` then
+        resumes with ``--batch-size 8``).
 
         Raises
         ------
         ValueError
             Naming the saved and the requested values and how to resume.
         """
-        saved_workers = (state or {}).get('num_workers', 1)
-        if saved_workers != self.num_workers or saved_batch_size != batch_size:
+        state = state or {}
+        saved_workers = state.get('num_workers', 1)
+        saved_images = saved_batch_size * state.get('devices', 1)
+        images = batch_size * self.devices
+        if saved_workers != self.num_workers or saved_images != images:
+            fix = ('--batch-size %d' % (saved_images // self.devices)
+                   if saved_images % self.devices == 0 else
+                   'a number of devices that divides %d' % saved_images)
             raise ValueError(
-                'the checkpoint was written by a job of %d worker(s) with batch_size %d per '
-                'worker, but this job has %d worker(s) with batch_size %d: resume with the same '
-                'number of workers (launch -n %d) and --batch-size %d, or start a new run from '
-                'its model.params' % (saved_workers, saved_batch_size, self.num_workers,
-                                      batch_size, saved_workers, saved_batch_size))
+                'the checkpoint was written by a job of %d worker(s) with %d images per worker '
+                'and iteration, but this job has %d worker(s) with %d (--batch-size %d per device '
+                'x %d device(s)): resume with the same number of workers (launch -n %d) and %s, '
+                'or start a new run from its model.params'
+                % (saved_workers, saved_images, self.num_workers, images, batch_size,
+                   self.devices, saved_workers, fix))
 
     def contexts(self, ctx):
         """The devices this process trains on, from the configured ``ctx`` list.
 
         Horovod runs one device per process: the one at this process's local rank.
         """
-        if self.hvd is None:
-            return ctx
-        return [ctx[self.hvd.local_rank() % len(ctx)]]
+        chosen = ctx if self.hvd is None else [ctx[self.hvd.local_rank() % len(ctx)]]
+        self.devices = len(chosen)
+        return chosen
 
     def make_trainer(self, params, optimizer, optimizer_params=None):
         """A ``gluon.Trainer`` (or Horovod's) for ``params`` that reduces across workers.

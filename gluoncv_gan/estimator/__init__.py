@@ -2,7 +2,9 @@
 from .gan_estimator import GANBatchProcessor, GANEstimator, latent_batch  # noqa: F401
 from .metrics import GANMetric, GANStepOutput, gan_metrics  # noqa: F401
 from .event_handler import (CheckpointHandler, EpochCounter, EvaluationHandler,  # noqa: F401
-                            GANLoggingHandler, HistoryHandler, LearningRateDecayHandler,
-                            SampleHandler, StopOnSignal, TensorBoardHandler)
+                            GANLoggingHandler, HandlerClock, HistoryHandler,
+                            LearningRateDecayHandler, SampleHandler, StopOnSignal,
+                            TensorBoardHandler)
 from .ema import GeneratorEMA  # noqa: F401
 from . import checkpoint  # noqa: F401
+from .report import ReportHandler  # noqa: F401

@@ -15,7 +15,8 @@ from ..utils.fileio import atomic_path
 from ..utils.image import make_grid, save_image
 from . import checkpoint as ckpt
 
-__all__ = ['EpochCounter', 'GANLoggingHandler', 'SampleHandler', 'CheckpointHandler',
+__all__ = ['EpochCounter', 'GANLoggingHandler', 'HandlerClock', 'SampleHandler',
+           'CheckpointHandler',
            'HistoryHandler', 'EvaluationHandler', 'TensorBoardHandler',
            'LearningRateDecayHandler', 'StopOnSignal', 'metric_values']
 
@@ -99,8 +100,41 @@ class StopOnSignal(BatchEnd, EpochEnd):
         return self.stopping
 
 
+class HandlerClock(BatchEnd, EpochEnd):
+    """Marks when an iteration's or an epoch's training is done, before the other handlers run.
+
+    It runs right after the estimator's metric handler; :class:`GANLoggingHandler`, which runs
+    last, leaves the time in between (evaluation, sample grids, checkpoints, the report...) out
+    of the speed and the ETA. Where handlers may work (every epoch end, and the iterations that
+    are multiples of ``sync_intervals``) it first waits for MXNet's queued computation, which
+    belongs to training.
+    """
+
+    def __init__(self, sync_intervals=(), priority=-999):
+        self.sync_intervals = [i for i in sync_intervals if i]
+        self.priority = priority
+        self.started = None
+
+    def _mark(self, sync):
+        if sync:
+            import mxnet as mx
+            mx.nd.waitall()
+        self.started = time.time()
+
+    def batch_end(self, estimator, *args, **kwargs):
+        self._mark(any(estimator.iteration % i == 0 for i in self.sync_intervals))
+        return False
+
+    def epoch_end(self, estimator, *args, **kwargs):
+        self._mark(True)
+        return False
+
+
 class GANLoggingHandler(TrainBegin, TrainEnd, EpochBegin, EpochEnd, BatchBegin, BatchEnd):
     """The tutorial's log line every ``log_interval`` iterations, epoch summaries, a progress bar.
+
+    Speed and ETA count training time only when :attr:`clock` (a :class:`HandlerClock`) is among
+    the estimator's handlers: the other handlers' time is then left out.
 
     Parameters
     ----------
@@ -116,36 +150,53 @@ class GANLoggingHandler(TrainBegin, TrainEnd, EpochBegin, EpochEnd, BatchBegin, 
         A tqdm bar on stderr; None shows it when stderr is a terminal.
     num_workers : int, default 1
         Data-parallel workers: the speed is also given in all (the workers run in step).
+    sync_intervals : tuple of int
+        Intervals (iterations) at which other handlers work at a batch end (sample grids,
+        checkpoints), for :attr:`clock`.
     """
 
     def __init__(self, log_interval, total_iterations, batches_per_epoch, logger=None,
-                 progress_bar=None, priority=np.inf, num_workers=1):
+                 progress_bar=None, priority=np.inf, num_workers=1, sync_intervals=()):
         self.log_interval, self.num_workers = log_interval, num_workers
         self.total_iterations, self.batches_per_epoch = total_iterations, batches_per_epoch
         self.logger = logger or logging.getLogger('gluoncv_gan.train')
         self.progress_bar = sys.stderr.isatty() if progress_bar is None else progress_bar
         self.priority = priority
         self._bar = None
+        self.clock = HandlerClock((log_interval,) + tuple(sync_intervals))
+        self._paused = self._epoch_paused = 0.0
+
+    def _count_pause(self):
+        """Add the time since :attr:`clock` marked the end of training work to the pauses."""
+        if self.clock.started is not None:
+            pause = time.time() - self.clock.started
+            self._paused += pause
+            self._epoch_paused += pause
+            self.clock.started = None
 
     def train_begin(self, estimator, *args, **kwargs):
         self._train_start = self._tic = time.time()
+        self._paused = 0.0
+        self.clock.started = None
         self._start_iteration = self._tic_iteration = estimator.iteration
         self.logger.info('Training from iteration %d (epoch %d, batch %d) to iteration %d',
-                         estimator.iteration, estimator.epoch, estimator.batch,
+                         estimator.iteration, estimator.epoch + 1, estimator.batch,
                          self.total_iterations)
 
     def epoch_begin(self, estimator, *args, **kwargs):
         self._epoch_start = time.time()
+        self._epoch_paused = 0.0
         self._epoch_start_iteration = estimator.iteration
         if self.progress_bar:
             from tqdm import tqdm
             self._bar = tqdm(total=self.batches_per_epoch, initial=estimator.batch,
-                             desc='epoch %d' % estimator.epoch, unit='it', leave=False)
+                             desc='epoch %d' % (estimator.epoch + 1), unit='it', leave=False)
 
     def batch_begin(self, estimator, *args, **kwargs):
         pass
 
     def batch_end(self, estimator, *args, **kwargs):
+        self._count_pause()
         if self._bar is not None:
             self._bar.update(1)
         if estimator.iteration % self.log_interval:
@@ -156,8 +207,9 @@ class GANLoggingHandler(TrainBegin, TrainEnd, EpochBegin, EpochEnd, BatchBegin, 
         import mxnet as mx
         mx.nd.waitall()
         now = time.time()
-        speed = batch_size * (estimator.iteration - self._tic_iteration) / max(now - self._tic, 1e-9)
-        self._tic, self._tic_iteration = now, estimator.iteration
+        training = now - self._tic - self._paused  # without the other handlers' time
+        speed = batch_size * (estimator.iteration - self._tic_iteration) / max(training, 1e-9)
+        self._tic, self._tic_iteration, self._paused = now, estimator.iteration, 0.0
         values = metric_values(estimator.train_metrics)
         eta = (self.total_iterations - estimator.iteration) * batch_size / max(speed, 1e-9)
         speed_text = '%.1f samples/s' % speed
@@ -168,10 +220,11 @@ class GANLoggingHandler(TrainBegin, TrainEnd, EpochBegin, EpochEnd, BatchBegin, 
             'training acc = %.4f (real %.3f, fake %.3f), D(x) = %.3f, D(G(z)) = %.3f at iter %d '
             'epoch %d, ETA %s', speed_text, values['d_loss'], values['g_loss'], values['d_acc'],
             values['d_acc_real'], values['d_acc_fake'], values['D(x)'], values['D(G(z))'],
-            estimator.iteration, estimator.epoch, _format_duration(eta))
+            estimator.iteration, estimator.epoch + 1, _format_duration(eta))
         return False
 
     def epoch_end(self, estimator, *args, **kwargs):
+        self._count_pause()
         if self._bar is not None:
             self._bar.close()
             self._bar = None
@@ -180,10 +233,11 @@ class GANLoggingHandler(TrainBegin, TrainEnd, EpochBegin, EpochEnd, BatchBegin, 
         elapsed = time.time() - self._epoch_start
         done = estimator.iteration - self._epoch_start_iteration
         values = metric_values(estimator.train_metrics)
-        self.logger.info('[Epoch %d] finished in %.1f s (%d iterations, %.1f samples/s): %s',
-                         estimator.epoch, elapsed, done,
-                         done * estimator.batch_size / max(elapsed, 1e-9),
-                         ', '.join('%s=%.4f' % kv for kv in values.items()))
+        self.logger.info('[Epoch %d] finished in %.1f s (%d iterations, %.1f samples/s; %.1f s of '
+                         'it in evaluation, samples, checkpoints and report): %s',
+                         estimator.epoch + 1, elapsed, done,
+                         done * estimator.batch_size / max(elapsed - self._epoch_paused, 1e-9),
+                         self._epoch_paused, ', '.join('%s=%.4f' % kv for kv in values.items()))
         return False
 
     def train_end(self, estimator, *args, **kwargs):
@@ -292,9 +346,10 @@ class SampleHandler(TrainBegin, BatchEnd, EpochEnd, TrainEnd):
 class HistoryHandler(BatchEnd, EpochEnd):
     """Loss and accuracy curves: recorded every ``log_interval`` iterations, plotted each epoch.
 
-    Keeps ``history.json`` (one row per log point: iteration, epoch, and each metric's mean over
-    the iterations since the previous row) and ``curves.png`` in the run folder. Its rows are
-    saved in checkpoints, so a resumed run's curves continue without a gap or a repeat.
+    Keeps ``history.json`` (one row per log point: iteration, epoch (1-based: the epoch in
+    progress), and each metric's mean over the iterations since the previous row) and
+    ``curves.png`` in the run folder. Its rows are saved in checkpoints, so a resumed run's
+    curves continue without a gap or a repeat.
     """
 
     def __init__(self, run_dir, log_interval, priority=400):
@@ -316,7 +371,7 @@ class HistoryHandler(BatchEnd, EpochEnd):
         if estimator.iteration % self.log_interval:
             return False
         now = self._snapshot(estimator)
-        row = {'iteration': estimator.iteration, 'epoch': estimator.epoch}
+        row = {'iteration': estimator.iteration, 'epoch': estimator.epoch + 1}
         for name, state in now.items():
             before = (self._last or {}).get(name, {'sum': 0.0, 'num': 0})
             if before['num'] > state['num']:  # the metrics were reset at an epoch start
@@ -459,7 +514,7 @@ class EvaluationHandler(TrainBegin, EpochEnd):
                       seconds=round(time.time() - start, 1))
         self.rows.append(result)
         self.logger.info('[Epoch %d] evaluation on %d samples (%.1f s): SWD x1e3 = %.2f %s, '
-                         'face rate = %.3f (real %.3f), diversity = %.4f', estimator.epoch,
+                         'face rate = %.3f (real %.3f), diversity = %.4f', result['epoch'],
                          self.num_samples, result['seconds'], result['swd'],
                          ['%.1f' % v for v in result['swd_levels']], result['face_rate'],
                          self.face_rate_real, result['diversity'])
@@ -468,7 +523,7 @@ class EvaluationHandler(TrainBegin, EpochEnd):
             self.best = {'swd': result['swd'], 'epoch': result['epoch'],
                          'iteration': estimator.iteration, 'checkpoint': path}
             self.checkpoints.protect = {path}  # the epoch-end checkpoint written next
-            self.logger.info('[Epoch %d] best SWD so far: %s', estimator.epoch, path)
+            self.logger.info('[Epoch %d] best SWD so far: %s', result['epoch'], path)
         for name, value in (('evaluation.json', self.rows), ('best.json', self.best)):
             with atomic_path(os.path.join(self.run_dir, name)) as tmp:
                 with open(tmp, 'w') as f:

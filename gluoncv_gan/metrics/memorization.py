@@ -88,7 +88,8 @@ def _exact_distances(query_feats, train_feats, index):
     return np.sqrt(np.einsum('ijk,ijk->ij', diff, diff) / query_feats.shape[1])
 
 
-def nearest_neighbour_distances(queries, train, k=1, size=THUMB_SIZE, return_index=False):
+def nearest_neighbour_distances(queries, train, k=1, size=THUMB_SIZE, return_index=False,
+                                train_features=None):
     """Distances from each query image to its ``k`` nearest training images.
 
     Candidates are found with float32 matrix products in chunks; their
@@ -107,6 +108,8 @@ def nearest_neighbour_distances(queries, train, k=1, size=THUMB_SIZE, return_ind
         Thumbnail side.
     return_index : bool, optional
         Also return the indices of the neighbours in ``train``.
+    train_features : numpy.ndarray, optional
+        ``thumbnails(train, size)``, when the caller keeps them for repeated searches.
 
     Returns
     -------
@@ -117,7 +120,7 @@ def nearest_neighbour_distances(queries, train, k=1, size=THUMB_SIZE, return_ind
     """
     train = check_images(train, 'train', min_count=k)
     query_feats = thumbnails(check_images(queries, 'queries'), size)
-    train_feats = thumbnails(train, size)
+    train_feats = thumbnails(train, size) if train_features is None else train_features
     index = _candidate_indices(query_feats, train_feats, k)
     dists = _exact_distances(query_feats, train_feats, index)
     order = np.argsort(dists, axis=1)

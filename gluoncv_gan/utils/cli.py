@@ -13,7 +13,7 @@ import sys
 import mxnet as mx
 
 __all__ = ['UserError', 'CommandExit', 'DEBUG_VARIABLE', 'EXIT_ERROR', 'command',
-           'describe_error', 'debug_requested', 'add_debug_flag', 'check_output_path']
+           'describe_error', 'debug_requested', 'add_debug_flag', 'check_output_path', 'prog']
 
 DEBUG_VARIABLE = 'GLUONCV_GAN_DEBUG'
 EXIT_ERROR = 2
@@ -160,3 +160,14 @@ def check_output_path(path, flag, folder=False):
         raise UserError('%s %s cannot be written: %s is read-only or not yours; choose a '
                         'writable folder' % (flag, path, existing))
     return path
+
+
+def prog(module):
+    """The name of the running command, for ``argparse.ArgumentParser(prog=...)``.
+
+    The console scripts (``gluoncv-gan <command>``, ``gluoncv-gan-train``...) are named by
+    ``sys.argv[0]``; anything else, e.g. ``python -m gluoncv_gan.train``, is named by how the
+    module ``module`` is run.
+    """
+    name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ''
+    return name if name.startswith('gluoncv-gan') else 'python -m ' + module

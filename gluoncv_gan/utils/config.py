@@ -79,8 +79,8 @@ SCHEMA = {
     'horovod': (bool, False, None, 'true or false: data-parallel training with Horovod'),
     'num_workers': (int, 0, _non_negative, 'a non-negative integer (0: one per CPU)'),
     'hybridize': (bool, True, None, 'true or false'),
-    'amp': (bool, False, None, 'true or false: bfloat16 convolutions through MXNet AMP (CPU with '
-            'MKLDNN; the nets then run imperatively)'),
+    'amp': (bool, False, None, 'true or false: bfloat16 convolutions through MXNet AMP on CPU '
+            '(MKLDNN; the nets then run imperatively; not with gpus)'),
     'log_interval': (int, 10, _positive, 'a positive integer (iterations)'),
     'sample_interval': (int, 500, _non_negative, 'iterations between sample grids (0: per epoch only)'),
     'num_samples': (int, 64, _positive, 'a positive integer: images in the sample grid'),
@@ -149,6 +149,10 @@ def validate_config(config):
                           % ('model', resolved['model'], ', '.join(get_model_list())))
     if resolved['dataset'] == 'folder' and not resolved['data_dir']:
         raise ConfigError("dataset 'folder' needs data_dir (--data-dir): the folder of images")
+    if resolved['amp'] and resolved['gpus'].strip(','):
+        raise ConfigError("amp means bfloat16 convolutions on CPU here (not GluonCV's fp16 on "
+                          "GPU), and gpus is %r: drop --amp to train on GPUs, or train on CPU "
+                          "with --gpus ''" % resolved['gpus'])
     return resolved
 
 
