@@ -143,8 +143,8 @@ def test_resume_applies_the_new_rate_and_keeps_the_moments(run4, caplog):
     (['--loss', 'lsgan'], "loss 'vanilla' in the checkpoint, 'lsgan' asked"),
     (['--ema-decay', '0.99'], 'ema_decay 0.0 in the checkpoint, 0.99 asked'),
     (['--model', 'dcgan_lfw_128', '--image-size', '128'], 'model, image_size cannot change'),
-    (['--batch-size', '4'], 'batch_size 8 per worker, but this job has 1 worker(s) with '
-                            'batch_size 4'),
+    (['--batch-size', '4'], '8 images per worker and iteration, but this job has 1 worker(s) '
+                            'with 4 (--batch-size 4 per device'),
 ])
 def test_unchangeable_keys_on_resume_are_one_clear_error(run4, capsys, flags, words):
     before = snapshot(run4)
