@@ -38,12 +38,14 @@ def _documented(constructor):
 
 @_documented
 def lsgan_lfw(pretrained=False, ctx=mx.cpu(), root=None, **kwargs):
-    """LSGAN for 64x64 LFW faces: the DCGAN networks, trained with the least-squares objective
-    (configs/lsgan_lfw.yaml).
+    """LSGAN for 64x64 LFW faces: the DCGAN generator, and the discriminator of ``sngan_lfw``
+    (spectrally normalised convolutions, no BatchNorm), trained with the least-squares objective
+    (configs/lsgan_lfw.yaml). With the tutorial's BatchNorm discriminator the least-squares
+    objective collapses to one texture within the first epoch (docs/recipes.md).
 
     """
     return get_dcgan('lfw', 64, pretrained=pretrained, ctx=ctx, root=root, name='lsgan_lfw',
-                     **kwargs)
+                     d_norm='spectral', **kwargs)
 
 
 @_documented
