@@ -24,6 +24,7 @@ from gluoncv_gan.data import FaceFolder
 from gluoncv_gan.data.lfw import SAMPLE_ROOT
 from gluoncv_gan.estimator import checkpoint as ckpt
 from gluoncv_gan.utils.cli import DEBUG_VARIABLE, UserError
+from params_check import assert_same_parameters
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ['--dataset', 'lfw_sample', '--batch-size', '8', '--ngf', '8', '--ndf', '8', '--nz', '16',
@@ -207,11 +208,8 @@ def test_sigint_stops_with_a_checkpoint_and_the_resume_is_bit_identical(tmp_path
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     whole_out, _ = whole.communicate(timeout=TIMEOUT)
     assert whole.returncode == 0, whole_out
-    a = mx.nd.load(str(tmp_path / 'whole' / 'model.params'))
-    b = mx.nd.load(str(tmp_path / 'stopped' / 'model.params'))
-    assert a.keys() == b.keys()
-    for key in a:  # bit-identical, BatchNorm running statistics included
-        np.testing.assert_array_equal(a[key].asnumpy(), b[key].asnumpy(), err_msg=key)
+    assert_same_parameters(tmp_path / 'whole' / 'model.params',
+                           tmp_path / 'stopped' / 'model.params')
 
 
 def test_sigterm_stops_with_exit_143_and_a_checkpoint(tmp_path):

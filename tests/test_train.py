@@ -19,6 +19,7 @@ from gluoncv_gan.estimator.checkpoint import list_checkpoints
 from gluoncv_gan.loss import VanillaGANLoss
 from gluoncv_gan.model_zoo import get_model
 from gluoncv_gan.utils.config import ConfigError, load_config
+from params_check import assert_same_parameters
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ['--dataset', 'lfw_sample', '--batch-size', '8', '--ngf', '8', '--ndf', '8', '--nz', '16']
@@ -184,11 +185,8 @@ def test_sigkill_and_resume_equals_uninterrupted_run(tmp_path):
     assert 'Resumed from' in out and 'iter-000000' in out
     whole_out, _ = whole.communicate(timeout=120)
     assert whole.returncode == 0, whole_out
-    a = mx.nd.load(str(tmp_path / 'whole' / 'model.params'))
-    b = mx.nd.load(str(tmp_path / 'killed' / 'model.params'))
-    assert a.keys() == b.keys()
-    for key in a:  # bit-identical, BatchNorm running statistics included
-        np.testing.assert_array_equal(a[key].asnumpy(), b[key].asnumpy(), err_msg=key)
+    assert_same_parameters(tmp_path / 'whole' / 'model.params',
+                           tmp_path / 'killed' / 'model.params')
     # the resumed run's history continues without a gap or a repeat
     history = json.loads((tmp_path / 'killed' / 'history.json').read_text())
     assert [row['iteration'] for row in history] == list(range(1, 25))
