@@ -412,13 +412,14 @@ def _project_worker(args):
     stream = ref.protocol_stream()
     import mxnet as mx
     from mxnet.gluon.data import DataLoader
-    from . import train as train_script
     from .data import LFW, LFWSample
     from .data.loader import CachedBatchLoader
     from .estimator import (CheckpointHandler, GANEstimator, GANLoggingHandler,
                             HistoryHandler, SampleHandler, TensorBoardHandler)
     from .loss import get_objective
     from .model_zoo import get_model
+    from .pipeline.build import build_dataset, build_net, build_trainers, contexts, fixed_noise_for
+    from .pipeline.training import setup_logging
     from .utils.config import load_config
 
     total = args.iterations + 1  # never reached: the benchmark says "quit" first
@@ -428,11 +429,11 @@ def _project_worker(args):
             'dataset': args.dataset, 'data_dir': args.data_dir, 'batch_size': args.batch_size,
             'seed': args.seed, 'iterations': total, 'sample_interval': total,
             'checkpoint_interval': total, 'amp': bool(args.worker_amp)})
-        logger = train_script.setup_logging(os.path.join(save_dir, 'train.log'))
-        ctx = train_script.contexts(config['gpus'])
-        dataset = train_script.build_dataset(config)
-        net = train_script.build_net(config, ctx)
-        trainer_g, trainer_d = train_script.build_trainers(net, config)
+        logger = setup_logging(os.path.join(save_dir, 'train.log'))
+        ctx = contexts(config['gpus'])
+        dataset = build_dataset(config)
+        net = build_net(config, ctx)
+        trainer_g, trainer_d = build_trainers(net, config)
         estimator = GANEstimator(net, get_objective(config['loss']), trainer_g, trainer_d,
                                  context=ctx, seed=config['seed'])
         state = {}
@@ -495,8 +496,8 @@ def _project_worker(args):
                                       'gemm': gemm},
                      config['log_interval'], ready)
         data = _gated_loader_class()(dataset, config['batch_size'], config['seed'], total, gate)
-        # the handlers of gluoncv_gan.train.train, built the same way
-        fixed_noise = train_script.fixed_noise_for(config)
+        # the handlers of gluoncv_gan.pipeline.training.train, built the same way
+        fixed_noise = fixed_noise_for(config)
         history = HistoryHandler(save_dir, config['log_interval'])
         checkpoints = CheckpointHandler(os.path.join(save_dir, 'checkpoints'), fixed_noise,
                                         config, interval=config['checkpoint_interval'],
@@ -633,7 +634,7 @@ def run_benchmark(args, progress=None):
     """
     progress = progress or (lambda text: None)
     began = time.time()
-    from . import train as train_script
+    from .pipeline.build import build_dataset
     from .utils.config import load_config
 
     dataset_name, data_dir, note = resolve_data(args)
@@ -641,7 +642,7 @@ def run_benchmark(args, progress=None):
     config = load_config(None, {'dataset': dataset_name, 'data_dir': data_dir,
                                 'batch_size': args.batch_size})
     progress('Data: %s (building its cache if needed, untimed)' % dataset_name)
-    dataset = train_script.build_dataset(config)
+    dataset = build_dataset(config)
     if len(dataset) < args.batch_size:
         raise ValueError('%s has %d images, fewer than one batch of %d'
                          % (dataset_name, len(dataset), args.batch_size))

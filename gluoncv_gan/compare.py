@@ -31,13 +31,16 @@ import sys
 
 import yaml
 
-from . import evaluate
-from . import train as train_script
 from .estimator import checkpoint as ckpt
 from .metrics import diversity, face_detection_rate
+from .pipeline.build import build_dataset, contexts
+from .pipeline.evaluation import evaluate_images, split_real
+from .pipeline.generator import load_generator
+from .pipeline.sampling import generate_images
+from .pipeline.training import setup_logging, train
+from .utils.cli import prog
 from .utils.config import ConfigError, load_config
 from .utils.fileio import atomic_path
-from .utils.cli import prog
 
 __all__ = ['recipe_config', 'train_recipe', 'evaluate_recipe', 'markdown_table', 'main']
 
@@ -53,7 +56,7 @@ def recipe_name(path):
 
 def images_per_iteration(config):
     """Real images of one iteration: ``batch_size`` per device times the devices."""
-    return config['batch_size'] * len(train_script.contexts(config['gpus'], config['cpus']))
+    return config['batch_size'] * len(contexts(config['gpus'], config['cpus']))
 
 
 def recipe_config(path, images, dataset=None, data_dir=None, gpus=None):
@@ -108,9 +111,8 @@ def train_recipe(config, run_dir):
     root = logging.getLogger()
     root.addHandler(log_file)
     try:
-        estimator = train_script.train(config, run_dir, checkpoint=checkpoint,
-                                       logger=logging.getLogger('gluoncv_gan.train'),
-                                       progress_bar=False)
+        estimator = train(config, run_dir, checkpoint=checkpoint,
+                          logger=logging.getLogger('gluoncv_gan.train'), progress_bar=False)
     finally:
         root.removeHandler(log_file)
         log_file.close()
@@ -133,8 +135,8 @@ class RealReference:
     def get(self, config):
         key = (config['dataset'], config['data_dir'], config['image_size'])
         if key not in self._cache:
-            images = train_script.build_dataset(config).images
-            reference, _ = evaluate.split_real(images, self.num_samples, self.seed)
+            images = build_dataset(config).images
+            reference, _ = split_real(images, self.num_samples, self.seed)
             stats = {'dataset': config['dataset'], 'image_size': config['image_size'],
                      'num_images': int(len(reference)),
                      'face_rate': face_detection_rate(reference),
@@ -150,9 +152,10 @@ def evaluate_recipe(config, run_dir, reference, num_samples, seed=0, ctx=None):
     """Metrics of a run's final generator and of its moving average (if any); a list of dicts."""
     rows = []
     for ema in ([False, True] if config['ema_decay'] else [False]):
-        net = evaluate.load_generator(config['model'], params=run_dir, ema=ema, ctx=ctx)
-        fake = evaluate.generate_images(net, num_samples, seed=seed, ctx=ctx)
-        result = evaluate.evaluate_images(fake, reference, None, seed=seed, face_rate_real=False)
+        net = load_generator(config['model'], params=run_dir, ema=ema, ctx=ctx)
+        fake = generate_images(net, num_samples, seed=seed, ctx=ctx)
+        result = evaluate_images(fake, reference, None, seed=seed, face_rate_real=False,
+                                 diversity_real=False)
         rows.append({'generator': 'ema' if ema else 'final', 'swd': result['swd'],
                      'swd_levels': result['swd_levels'], 'face_rate': result['face_rate'],
                      'diversity': result['diversity'], 'num_samples': int(len(fake))})
@@ -260,7 +263,7 @@ def run_recipe(index, total, path, args, reference_source):
         logger.info('%s trained in %.1f s (%s samples/s)', prefix, training['train_seconds'],
                     training['samples_per_second'])
     reference, real = reference_source.get(config)
-    ctx = train_script.contexts(config['gpus'])[0]
+    ctx = contexts(config['gpus'])[0]
     evaluations = evaluate_recipe(config, run_dir, reference, args.eval_samples, args.seed, ctx)
     for row in evaluations:
         logger.info('%s %s generator: SWD x1e3 %.2f, face rate %.3f, diversity %.4f', prefix,
@@ -274,7 +277,7 @@ def run_recipe(index, total, path, args, reference_source):
 def main(argv=None):
     args = parse_args(argv)
     os.makedirs(args.out_dir, exist_ok=True)
-    train_script.setup_logging(os.path.join(args.out_dir, 'compare.log'))
+    setup_logging(os.path.join(args.out_dir, 'compare.log'))
     logger.info(args)
     command = 'python -m gluoncv_gan.compare ' + ' '.join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))

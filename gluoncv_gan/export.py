@@ -43,6 +43,7 @@ import numpy as np
 
 from .estimator.checkpoint import find_checkpoint, read_state
 from .model_zoo import get_model, get_model_list
+from .pipeline.generator import load_checkpoint_pair
 from .utils.cli import add_debug_flag, command
 from .utils.download import file_checksum
 from .utils.fileio import atomic_path
@@ -50,7 +51,7 @@ from .utils.cli import prog
 
 FORMATS = ('zip', 'symbol', 'onnx')
 
-__all__ = ['choose_checkpoint', 'build_pair', 'export_pair', 'main']
+__all__ = ['choose_checkpoint', 'export_pair', 'main']
 
 logger = logging.getLogger(__name__)
 
@@ -117,22 +118,6 @@ def choose_checkpoint(path):
         logger.warning('best.json names %s, which is gone; exporting the latest checkpoint',
                        chosen)
     return find_checkpoint(path)
-
-
-def build_pair(checkpoint, name=None, ema=True, ctx=None, recalibration_batches=8):
-    """The DCGAN pair of a checkpoint (float32), with its moving-average generator if asked."""
-    config = read_state(checkpoint)['config']
-    name = name or config['model']
-    net = get_model(name, nz=config['nz'], ngf=config['ngf'], ndf=config['ndf'],
-                    ctx=ctx or mx.cpu())
-    net.load_parameters(os.path.join(checkpoint, 'model.params'), ctx=ctx)
-    ema_path = os.path.join(checkpoint, 'generator_ema.params')
-    used_ema = ema and os.path.isfile(ema_path)
-    if used_ema:
-        from .estimator.ema import recalibrate_batchnorm
-        net.generator.load_parameters(ema_path, ctx=ctx)
-        recalibrate_batchnorm(net.generator, net.nz, ctx=ctx, batches=recalibration_batches)
-    return net, used_ema, config
 
 
 def export_pair(net, name, out_dir, dtype='float16'):
@@ -259,8 +244,8 @@ def main(argv=None):
         checkpoint = averaged[-1] if averaged else choose_checkpoint(args.path)
     except FileNotFoundError as err:
         sys.exit('error: %s' % err)
-    net, used_ema, config = build_pair(checkpoint, args.name,
-                                       ema=not args.no_ema and not averaged)
+    net, used_ema, config = load_checkpoint_pair(checkpoint, args.name,
+                                                 ema=not args.no_ema and not averaged)
     if averaged:
         average_generator(net, averaged)
         logger.info('Generator: the mean of %s', ', '.join(os.path.basename(c) for c in averaged))

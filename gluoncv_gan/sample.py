@@ -37,15 +37,15 @@ import sys
 import mxnet as mx
 import numpy as np
 
-from .evaluate import load_generator
 from .model_zoo import get_model_list
-from .utils.cli import UserError, add_debug_flag, check_output_path, command
+from .pipeline.generator import load_generator
+from .pipeline.sampling import generate_images, sample_images
+from .utils.cli import UserError, add_debug_flag, check_output_path, command, prog
 from .utils.download import DownloadError
 from .utils.fileio import atomic_path
-from .utils.image import make_grid, save_image, to_uint8_images
-from .utils.cli import prog
+from .utils.image import make_grid, save_image
 
-__all__ = ['slerp', 'interpolation_latents', 'generate_from_latents', 'parse_args', 'main']
+__all__ = ['slerp', 'interpolation_latents', 'parse_args', 'main']
 
 FORMATS = ('png', 'npy')
 EXTENSIONS = ('.png', '.jpg', '.jpeg', '.npy')
@@ -135,21 +135,6 @@ def interpolation_latents(nz, rows, steps, seed):
     t = np.linspace(0.0, 1.0, steps)
     walk = slerp(starts[:, None, :], ends[:, None, :], t[None, :])  # (rows, steps, nz)
     return walk.reshape(rows * steps, nz, 1, 1).astype(np.float32)
-
-
-def generate_from_latents(net, z, ctx=None, batch_size=256):
-    """Images of the latent vectors ``z`` (N, nz, 1, 1), generator in inference mode.
-
-    Returns
-    -------
-    NDArray
-        Shape (N, channels, H, W), values in [-1, 1].
-    """
-    ctx = ctx or mx.cpu()
-    z = mx.nd.array(z, ctx=ctx, dtype='float32')
-    with mx.autograd.predict_mode():
-        parts = [net.generator(z[i:i + batch_size]) for i in range(0, len(z), batch_size)]
-    return parts[0] if len(parts) == 1 else mx.nd.concat(*parts, dim=0)
 
 
 def _format_of(path):
@@ -247,12 +232,11 @@ def main(argv=None):
                         '--pretrained for real faces.', args.model)
     if args.interpolate:
         z = interpolation_latents(net.nz, args.rows, args.steps, args.seed)
-        images = generate_from_latents(net, z, ctx=ctx)
+        images = sample_images(net.generator, z, ctx=ctx)
         what = '%d walks of %d steps' % (args.rows, args.steps)
     else:
-        images = net.generate(args.num, ctx=ctx, seed=args.seed)
+        images = generate_images(net, args.num, seed=args.seed, ctx=ctx)
         what = '%d samples' % args.num
-    images = to_uint8_images(images)
     if args.format == 'npy':
         _save_npy(args.out, images)
     else:

@@ -9,6 +9,8 @@ import pytest
 from gluoncv_gan import evaluate, train
 from gluoncv_gan.data import LFWSample
 from gluoncv_gan.model_zoo import get_model, pretrained_model_list
+from gluoncv_gan.pipeline.evaluation import load_images
+from gluoncv_gan.pipeline.generator import load_generator
 from gluoncv_gan.utils.image import make_grid, save_image, to_uint8_images
 
 NUM = 40  # --num-samples of every run: small sets keep each evaluation near a second
@@ -114,7 +116,7 @@ def test_a_folder_of_pngs_is_read_exactly_and_evaluated(tmp_path, faces):
     folder.mkdir(parents=True)
     for i, image in enumerate(images):
         save_image(str(folder / ('%03d.png' % i)), image)
-    np.testing.assert_array_equal(evaluate.load_images(str(tmp_path / 'pngs'), 64), images)
+    np.testing.assert_array_equal(load_images(str(tmp_path / 'pngs'), 64), images)
     result = evaluate.main(['--fake', str(tmp_path / 'pngs'), '--real', 'lfw_sample',
                             '--num-samples', str(NUM)])
     assert KEYS <= set(result)
@@ -177,7 +179,7 @@ def test_a_run_folder_of_narrow_networks_is_evaluated_with_its_widths(tmp_path, 
     ('checkpoints/iter-00000002', True),   # a checkpoint's generator_ema.params
 ])
 def test_load_generator_finds_the_weights_and_widths(run, where, ema):
-    net = evaluate.load_generator('dcgan_lfw', params=os.path.join(run, where), ema=ema)
+    net = load_generator('dcgan_lfw', params=os.path.join(run, where), ema=ema)
     got = to_uint8_images(net.generate(8, seed=1))
     np.testing.assert_array_equal(got, to_uint8_images(run_net(run, ema).generate(8, seed=1)))
     # the EMA generator differs from the trained one, so the test sees which file was loaded
@@ -231,3 +233,36 @@ def test_pretrained_exits_saying_no_weights_are_published(capsys):
         'weights are published now: test --pretrained against them instead'
     message = exit_message(['dcgan_lfw_128', '--pretrained', '--num-samples', str(NUM)], capsys)
     assert message.startswith('error: No pretrained weights are published for')
+
+
+# ----------------------------------------------------------------------------
+# Training's evaluation and the command measure alike
+# ----------------------------------------------------------------------------
+def test_training_evaluation_gives_the_evaluate_commands_figures(tmp_path, faces, pair_file):
+    """EvaluationHandler's metrics of its generated images equal those of
+    ``python -m gluoncv_gan.evaluate --fake`` on the same images, real images and seed."""
+    import types
+
+    import mxnet as mx
+
+    from gluoncv_gan.estimator import EvaluationHandler
+    net = pair_file[1]
+    seed = 5
+    handler = EvaluationHandler(str(tmp_path), faces, checkpoints=None, num_samples=NUM,
+                                seed=seed)
+    estimator = types.SimpleNamespace(sampling_generator=net.generator, nz=net.nz,
+                                      context=[mx.cpu()])
+    in_training = handler.evaluate(estimator)
+
+    # the same latents drawn independently of the library: RandomState([seed, 0xEA])
+    z = np.random.RandomState([seed, 0xEA]).standard_normal((NUM, net.nz, 1, 1))
+    fake = to_uint8_images(net.generator(mx.nd.array(z, dtype='float32')))
+    np.save(str(tmp_path / 'fake.npy'), fake)
+    np.save(str(tmp_path / 'real.npy'), faces)
+    by_command = evaluate.main(['--fake', str(tmp_path / 'fake.npy'), '--real',
+                                str(tmp_path / 'real.npy'), '--num-samples', str(NUM),
+                                '--seed', str(seed)])
+    assert by_command['counts']['real_reference'] == NUM  # the same real subset size
+    assert set(in_training) == {'swd', 'swd_levels', 'face_rate', 'diversity'}
+    for key in in_training:
+        np.testing.assert_allclose(in_training[key], by_command[key], rtol=1e-6, err_msg=key)

@@ -7,6 +7,7 @@ import pytest
 
 from gluoncv_gan import export, train
 from gluoncv_gan.estimator.checkpoint import list_checkpoints
+from gluoncv_gan.pipeline.generator import load_checkpoint_pair
 
 
 @pytest.fixture(scope='module')
@@ -67,7 +68,7 @@ def test_average_needs_enough_epoch_end_checkpoints(run, tmp_path):
 def test_float16_export_loads_for_evaluation(run, tmp_path):
     """The published format (float16) can be evaluated straight from the exported file."""
     import shutil
-    from gluoncv_gan.evaluate import load_generator
+    from gluoncv_gan.pipeline.generator import load_generator
     sha1, zip_path = export.main([run, '--average', '2', '--out-dir', str(tmp_path),
                                   '--dtype', 'float16'])
     params = zip_path[:-4] + '.params'
@@ -82,7 +83,7 @@ def test_float16_export_loads_for_evaluation(run, tmp_path):
 
 def _reference_images(run, latent):
     """The images the run's exported generator must reproduce (BatchNorm running statistics)."""
-    net, _, _ = export.build_pair(export.choose_checkpoint(run))
+    net, _, _ = load_checkpoint_pair(export.choose_checkpoint(run))
     with mx.autograd.predict_mode():
         return net.generator(mx.nd.array(latent)).asnumpy()
 

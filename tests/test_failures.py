@@ -23,6 +23,7 @@ from gluoncv_gan import train as train_script
 from gluoncv_gan.data import FaceFolder
 from gluoncv_gan.data.lfw import SAMPLE_ROOT
 from gluoncv_gan.estimator import checkpoint as ckpt
+from gluoncv_gan.pipeline import training
 from gluoncv_gan.utils.cli import DEBUG_VARIABLE, UserError
 from params_check import assert_same_parameters
 
@@ -121,7 +122,7 @@ def test_resume_applies_the_new_rate_and_keeps_the_moments(run4, caplog):
                                     '--lr-d', '0.0005'])
     config, save_dir, checkpoint = train_script.resolve_run(args)
     with caplog.at_level('INFO'):
-        estimator = train_script.train(config, save_dir, checkpoint)
+        estimator = training.train(config, save_dir, checkpoint)
     assert 'changed on resume: beta1 0.5 -> 0.7, lr 0.0002 -> 0.001, lr_d None -> 0.0005' \
         in caplog.text
     assert 'nothing left to train' in caplog.text

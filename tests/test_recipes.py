@@ -1,6 +1,7 @@
 """The recipes of the tutorial's exercises: n_critic, weight clipping, TTUR, objectives, 128x128,
 and the comparison runner."""
 import json
+import logging
 import os
 import shutil
 
@@ -16,7 +17,9 @@ from gluoncv_gan.data.loader import CachedBatchLoader
 from gluoncv_gan.estimator import GANEstimator, LearningRateDecayHandler
 from gluoncv_gan.loss import get_objective
 from gluoncv_gan.model_zoo import get_model
-from gluoncv_gan.utils.config import load_config
+from gluoncv_gan.pipeline import training
+from gluoncv_gan.pipeline.build import build_trainers
+from gluoncv_gan.utils.config import ConfigError, load_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ['--dataset', 'lfw_sample', '--batch-size', '8', '--ngf', '8', '--ndf', '8', '--nz', '16']
@@ -81,11 +84,11 @@ def test_weight_clipping_keeps_every_discriminator_parameter_in_bounds():
 def test_two_learning_rates_and_rmsprop():
     net = get_model('dcgan_lfw', nz=16, ngf=8, ndf=8)
     config = load_config(None, {'lr': 1e-4, 'lr_d': 4e-4, 'beta1': 0.0, 'beta2': 0.9})
-    trainer_g, trainer_d = train_script.build_trainers(net, config)
+    trainer_g, trainer_d = build_trainers(net, config)
     assert (trainer_g.learning_rate, trainer_d.learning_rate) == (1e-4, 4e-4)
     assert trainer_d._optimizer.beta1 == 0.0 and trainer_d._optimizer.beta2 == 0.9
     config = load_config(None, {'optimizer': 'rmsprop', 'lr': 5e-5, 'beta2': 0.99})
-    trainer_g, trainer_d = train_script.build_trainers(net, config)
+    trainer_g, trainer_d = build_trainers(net, config)
     assert isinstance(trainer_d._optimizer, mx.optimizer.RMSProp)
     assert trainer_d.learning_rate == trainer_g.learning_rate == 5e-5  # lr_d null: lr
     assert trainer_d._optimizer.gamma1 == 0.99
@@ -219,8 +222,8 @@ def decaying_config(**values):
 
 
 def test_lr_decay_epochs_ends_the_run_at_the_last_step_of_the_decay(tmp_path):
-    logger = train_script.logging.getLogger('test_lr_decay')
-    estimator = train_script.train(decaying_config(), str(tmp_path / 'run'), None, logger)
+    logger = logging.getLogger('test_lr_decay')
+    estimator = training.train(decaying_config(), str(tmp_path / 'run'), None, logger)
     per_epoch = len(LFWSample()) // 8
     assert estimator.iteration == 2 * per_epoch
     # the last iteration ran at 1 / (iterations of one epoch) of the base rates
@@ -229,26 +232,26 @@ def test_lr_decay_epochs_ends_the_run_at_the_last_step_of_the_decay(tmp_path):
 
 
 def test_a_decay_longer_than_the_run_is_refused(tmp_path):
-    logger = train_script.logging.getLogger('test_lr_decay')
-    with pytest.raises(train_script.ConfigError, match='longer than the run'):
-        train_script.train(decaying_config(lr_decay_epochs=3), str(tmp_path / 'run'), None, logger)
+    logger = logging.getLogger('test_lr_decay')
+    with pytest.raises(ConfigError, match='longer than the run'):
+        training.train(decaying_config(lr_decay_epochs=3), str(tmp_path / 'run'), None, logger)
 
 
 def test_a_resumed_run_continues_the_same_learning_rate_decay(tmp_path):
-    logger = train_script.logging.getLogger('test_lr_decay')
+    logger = logging.getLogger('test_lr_decay')
     full = tmp_path / 'full'
-    train_script.train(decaying_config(checkpoint_interval=20), str(full), None, logger)
+    training.train(decaying_config(checkpoint_interval=20), str(full), None, logger)
     middle = full / 'checkpoints' / 'iter-00000060'  # in the decaying second epoch
     assert middle.is_dir()
     resumed = tmp_path / 'resumed'
-    train_script.train(decaying_config(checkpoint_interval=20), str(resumed), str(middle), logger)
+    training.train(decaying_config(checkpoint_interval=20), str(resumed), str(middle), logger)
     want, got = mx.nd.load(str(full / 'model.params')), mx.nd.load(str(resumed / 'model.params'))
     assert sorted(want) == sorted(got)
     for key in want:
         np.testing.assert_array_equal(want[key].asnumpy(), got[key].asnumpy(), err_msg=key)
     # and the decay is what made them equal: without it the resumed half differs
     constant = tmp_path / 'constant'
-    train_script.train(decaying_config(checkpoint_interval=20, lr_decay_epochs=0), str(constant),
+    training.train(decaying_config(checkpoint_interval=20, lr_decay_epochs=0), str(constant),
                        str(middle), logger)
     differs = mx.nd.load(str(constant / 'model.params'))
     assert any(not np.array_equal(want[k].asnumpy(), differs[k].asnumpy()) for k in want)
@@ -259,7 +262,7 @@ def test_dist_async_refuses_a_learning_rate_decay(monkeypatch):
     for name in distributed.PS_VARIABLES:
         monkeypatch.setenv(name, '1')
     config = load_config(None, {'kvstore': 'dist_async', 'lr_decay_epochs': 2})
-    with pytest.raises(train_script.ConfigError, match='lr_decay_epochs'):
+    with pytest.raises(ConfigError, match='lr_decay_epochs'):
         distributed.setup(config)
 
 

@@ -10,6 +10,7 @@ import tempfile
 import pytest
 
 from gluoncv_gan import report, train
+from gluoncv_gan.pipeline import report as run_report
 
 EPOCHS = 2
 
@@ -20,7 +21,7 @@ def run(tmp_path_factory):
     folder = str(tmp_path_factory.mktemp('report_run') / 'run')
     home = tmp_path_factory.mktemp('report_home')
     statuses = []
-    original = report.write_report
+    original = run_report.write_report
 
     def recording(run_dir, status=None):
         statuses.append(status)
@@ -28,7 +29,7 @@ def run(tmp_path_factory):
 
     patch = pytest.MonkeyPatch()
     patch.setenv('MXNET_HOME', str(home))
-    patch.setattr(report, 'write_report', recording)
+    patch.setattr(run_report, 'write_report', recording)
     try:
         train.main(['--dataset', 'lfw_sample', '--batch-size', '32', '--ngf', '8', '--ndf', '8',
                     '--nz', '16', '--epochs', str(EPOCHS), '--eval-interval', '1',

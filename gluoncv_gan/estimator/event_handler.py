@@ -11,6 +11,8 @@ import numpy as np
 from mxnet.gluon.contrib.estimator.event_handler import (BatchBegin, BatchEnd, EpochBegin,
                                                          EpochEnd, TrainBegin, TrainEnd)
 
+from ..pipeline.evaluation import evaluate_images, evaluation_latents, real_subset
+from ..pipeline.sampling import sample_images
 from ..utils.fileio import atomic_path
 from ..utils.image import make_grid, save_image
 from . import checkpoint as ckpt
@@ -455,8 +457,7 @@ class EvaluationHandler(TrainBegin, EpochEnd):
                  logger=None, priority=350):
         self.run_dir, self.checkpoints = run_dir, checkpoints
         self.num_samples, self.interval, self.seed = num_samples, interval, seed
-        order = np.random.RandomState([seed, 0xE7]).permutation(len(real_images))
-        self.real = np.asarray(real_images[np.sort(order[:num_samples])])
+        self.real = np.asarray(real_subset(real_images, num_samples, seed))
         self.logger = logger or logging.getLogger('gluoncv_gan.train')
         self.priority = priority
         self.rows, self.best = [], None
@@ -488,22 +489,14 @@ class EvaluationHandler(TrainBegin, EpochEnd):
             self.face_rate_real = face_detection_rate(self.real)
 
     def evaluate(self, estimator):
-        """Metrics of the current (sampling) generator; a dict."""
-        import mxnet as mx
-        from ..metrics import diversity, face_detection_rate, sliced_wasserstein_distance
-        from ..utils.image import to_uint8_images
-        rng = np.random.RandomState([self.seed, 0xEA])
-        gen, ctx = estimator.sampling_generator, estimator.context[0]
-        parts = []
-        with mx.autograd.predict_mode():
-            for start in range(0, self.num_samples, 250):
-                count = min(250, self.num_samples - start)
-                z = rng.standard_normal((count, estimator.nz, 1, 1)).astype(np.float32)
-                parts.append(to_uint8_images(gen(mx.nd.array(z, ctx=ctx))))
-        fake = np.concatenate(parts)
-        swd = sliced_wasserstein_distance(self.real, fake, seed=self.seed)
-        return {'swd': swd['swd'], 'swd_levels': swd['swd_levels'],
-                'face_rate': face_detection_rate(fake), 'diversity': diversity(fake, seed=self.seed)}
+        """Metrics of the current (sampling) generator, as ``python -m gluoncv_gan.evaluate``
+        measures them (:func:`~gluoncv_gan.pipeline.evaluation.evaluate_images`); a dict."""
+        fake = sample_images(estimator.sampling_generator,
+                             evaluation_latents(self.num_samples, estimator.nz, self.seed),
+                             ctx=estimator.context[0])
+        result = evaluate_images(fake, self.real, seed=self.seed, face_rate_real=False,
+                                 diversity_real=False)
+        return {key: result[key] for key in ('swd', 'swd_levels', 'face_rate', 'diversity')}
 
     def epoch_end(self, estimator, *args, **kwargs):
         if not estimator.epoch_complete or (estimator.epoch + 1) % self.interval:

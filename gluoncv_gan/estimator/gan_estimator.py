@@ -132,6 +132,10 @@ class GANBatchProcessor(BatchProcessor):
 
         g_loss = []  # no generator step: nothing for the g_loss metric
         if (estimator.iteration + 1) % estimator.n_critic == 0:
+            # g_loss passes through D, but only G is updated here: gradients for D's weights
+            # would never be used (D already stepped, and its next backward overwrites them),
+            # so D is differentiated only with respect to its input, the generated batch, and
+            # that gradient is carried on into G's parameters.
             g_loss = self._generator_backward(disc, objective, fake)
             estimator.trainer_g.step(batch_size)
             if estimator.ema is not None:

@@ -8,7 +8,7 @@ __all__ = ['ReportHandler']
 
 
 class ReportHandler(EpochEnd, TrainEnd):
-    """Rewrite ``report.html`` (see :mod:`gluoncv_gan.report`) after every epoch and at the end.
+    """Rewrite ``report.html`` (:mod:`gluoncv_gan.pipeline.report`) every epoch and at the end.
 
     It runs after the sample, history, evaluation and checkpoint handlers of the epoch, so the
     page shows their files. Each epoch it also draws ``samples/neighbours.png``: the first
@@ -35,7 +35,7 @@ class ReportHandler(EpochEnd, TrainEnd):
 
     def _neighbours(self, estimator):
         import mxnet as mx
-        from ..report import neighbour_picture
+        from ..pipeline.report import neighbour_picture
         from ..utils.image import to_uint8_images
         latent = mx.nd.array(self.fixed_noise[:self.num_neighbours], ctx=estimator.context[0])
         with mx.autograd.predict_mode():
@@ -48,7 +48,7 @@ class ReportHandler(EpochEnd, TrainEnd):
                           self._real_features)
 
     def _write(self, status):
-        from ..report import write_report
+        from ..pipeline.report import write_report
         write_report(self.run_dir, status)
 
     def epoch_end(self, estimator, *args, **kwargs):

@@ -1,0 +1,238 @@
+"""A run's ``report.html``: one self-contained page that shows how training is going.
+
+The page shows the real grid next to the newest one, the fixed-noise grids over the epochs (a
+strip and ``samples/progress.gif``), the curves, the evaluation table with the best checkpoint
+marked, the nearest real image of a few samples (``samples/neighbours.png``), the config, and
+commands to resume, sample and export. Images are files of the run folder linked by relative
+paths and nothing is fetched from the network, so the page opens offline and keeps working when
+the run folder is moved or copied. Written every epoch by
+:class:`gluoncv_gan.estimator.ReportHandler` and on demand by ``python -m gluoncv_gan.report``.
+"""
+import glob
+import html
+import json
+import os
+import shlex
+import time
+
+import numpy as np
+
+__all__ = ['write_report', 'render_report', 'write_progress_gif', 'neighbour_picture']
+
+STRIP_FRAMES = 24  # grids shown in the strip, evenly spread over the epochs
+GIF_FRAMES = 60
+
+_STYLE = """
+body { font-family: sans-serif; margin: 1.5em; color: #222; max-width: 1400px; }
+h1 { font-size: 1.5em; } h2 { font-size: 1.15em; margin-top: 1.6em; border-bottom: 1px solid #ccc; }
+.pair { display: flex; gap: 1.5em; flex-wrap: wrap; } figure { margin: 0; }
+figcaption { font-size: 0.85em; color: #555; } .grid { width: 420px; max-width: 100%; }
+.strip { display: flex; gap: 4px; overflow-x: auto; padding-bottom: 4px; }
+.strip figure { flex: 0 0 auto; text-align: center; } .strip img { width: 110px; }
+table { border-collapse: collapse; font-size: 0.9em; }
+td, th { border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }
+tr.best { background: #e3f4e1; font-weight: bold; }
+pre { background: #f6f6f6; padding: 0.7em; overflow-x: auto; font-size: 0.85em; }
+.note { color: #666; font-size: 0.85em; }
+.curves, .neighbours { max-width: 100%; }
+"""
+
+
+def _epoch_grids(run_dir):
+    """[(epoch, path relative to run_dir)] of the epoch-end sample grids, in epoch order."""
+    found = []
+    for path in glob.glob(os.path.join(run_dir, 'samples', 'epoch-*.png')):
+        stem = os.path.basename(path)[len('epoch-'):-len('.png')]
+        if stem.isdigit():
+            found.append((int(stem), os.path.relpath(path, run_dir)))
+    return sorted(found)
+
+
+def _spread(items, count):
+    """At most ``count`` items, evenly spread, always with the first and the last."""
+    if len(items) <= count:
+        return list(items)
+    picks = np.unique(np.linspace(0, len(items) - 1, count).round().astype(int))
+    return [items[i] for i in picks]
+
+
+def write_progress_gif(run_dir, scale=0.5, frame_seconds=0.4):
+    """Animate the epoch grids into ``samples/progress.gif`` (Pillow); None without grids."""
+    from PIL import Image
+    from ..utils.fileio import atomic_path
+    grids = _spread(_epoch_grids(run_dir), GIF_FRAMES)
+    if not grids:
+        return None
+    frames = []
+    for _, rel in grids:
+        with Image.open(os.path.join(run_dir, rel)) as image:
+            size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+            small = image.convert('RGB').resize(size, Image.LANCZOS)
+        # a fast octree palette per frame: Pillow's default (median cut) takes ~100x longer
+        frames.append(small.quantize(colors=256, method=Image.Quantize.FASTOCTREE))
+    path = os.path.join(run_dir, 'samples', 'progress.gif')
+    durations = [int(frame_seconds * 1000)] * (len(frames) - 1) + [2000]  # dwell on the last
+    with atomic_path(path) as tmp:
+        frames[0].save(tmp, format='GIF', save_all=True, append_images=frames[1:],
+                       duration=durations, loop=0)
+    return path
+
+
+def neighbour_picture(samples, real_images, path, real_features=None):
+    """Samples (top row) above their nearest real training image (bottom row), saved to ``path``.
+
+    Parameters
+    ----------
+    samples : numpy.ndarray
+        uint8 NHWC generated images.
+    real_images : numpy.ndarray
+        uint8 NHWC training images searched (32x32 thumbnails, as the memorisation metric).
+    real_features : numpy.ndarray, optional
+        Their thumbnails (``gluoncv_gan.metrics.memorization.thumbnails``), kept by a caller
+        that searches every epoch.
+
+    Returns
+    -------
+    numpy.ndarray
+        RMS thumbnail distance of each sample to its neighbour, in [0, 1].
+    """
+    from ..metrics.memorization import nearest_neighbour_distances
+    from ..utils.image import make_grid, save_image
+    distances, index = nearest_neighbour_distances(samples, real_images, return_index=True,
+                                                   train_features=real_features)
+    neighbours = np.asarray(real_images[index])
+    save_image(path, make_grid(np.concatenate([samples, neighbours]), nrow=len(samples)))
+    return distances
+
+
+def _read_json(path):
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return None
+
+
+def _image(rel, alt, css='grid'):
+    return '<img class="%s" src="%s" alt="%s">' % (css, html.escape(rel.replace(os.sep, '/')),
+                                                  html.escape(alt))
+
+
+def _evaluation_table(rows, best):
+    if not rows:
+        return '<p class="note">No evaluation yet (training with --eval-interval N evaluates ' \
+               'every N epochs).</p>'
+    best_epoch = (best or {}).get('epoch')
+    lines = ['<table><tr><th>epoch</th><th>iteration</th><th>SWD x1e3</th><th>SWD levels</th>'
+             '<th>face rate</th><th>diversity</th><th>seconds</th><th></th></tr>']
+    for row in rows:
+        is_best = row.get('epoch') == best_epoch
+        lines.append('<tr%s><td>%s</td><td>%s</td><td>%.2f</td><td>%s</td><td>%.3f</td>'
+                     '<td>%.4f</td><td>%s</td><td>%s</td></tr>' % (
+                         ' class="best"' if is_best else '', row.get('epoch'),
+                         row.get('iteration'), row['swd'],
+                         ' / '.join('%.1f' % v for v in row.get('swd_levels', [])),
+                         row['face_rate'], row['diversity'], row.get('seconds', ''),
+                         'best checkpoint' if is_best else ''))
+    lines.append('</table>')
+    if best:
+        lines.append('<p class="note">Best by SWD: epoch %s, <code>%s</code> (kept whatever '
+                     '--keep-checkpoints says; export takes it).</p>'
+                     % (best.get('epoch'), html.escape(os.path.basename(best['checkpoint']))))
+    return '\n'.join(lines)
+
+
+def _commands(run_dir, model):
+    run = shlex.quote(run_dir)
+    return '\n'.join([
+        '# continue training (after a stop, or with more --epochs)',
+        'python -m gluoncv_gan.train --resume %s' % run,
+        '# sample 64 faces from the newest checkpoint',
+        'python -m gluoncv_gan.sample %s --params %s --num 64 --out %s'
+        % (model, run, shlex.quote(os.path.join(run_dir, 'faces.png'))),
+        '# deployable generator (best checkpoint by SWD, else the newest)',
+        'python -m gluoncv_gan.export %s --format symbol --out-dir %s'
+        % (run, shlex.quote(os.path.join(run_dir, 'deploy'))),
+        'python -m gluoncv_gan.export %s --format onnx --out-dir %s'
+        % (run, shlex.quote(os.path.join(run_dir, 'deploy'))),
+    ])
+
+
+def render_report(run_dir, status=None):
+    """The report page of ``run_dir`` as an HTML string (see the module docstring)."""
+    run_dir = os.path.abspath(run_dir)
+    config_text = ''
+    config_path = os.path.join(run_dir, 'config.yaml')
+    if os.path.isfile(config_path):
+        with open(config_path) as f:
+            config_text = f.read()
+    import yaml
+    config = yaml.safe_load(config_text) if config_text else {}
+    model = (config or {}).get('model', 'dcgan_lfw')
+    evaluation = _read_json(os.path.join(run_dir, 'evaluation.json')) or []
+    best = _read_json(os.path.join(run_dir, 'best.json'))
+    grids = _epoch_grids(run_dir)
+    exists = lambda rel: os.path.isfile(os.path.join(run_dir, rel))  # noqa: E731
+
+    parts = ['<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8">',
+             '<title>%s: %s</title>' % (html.escape(model), html.escape(os.path.basename(run_dir))),
+             '<style>%s</style></head><body>' % _STYLE,
+             '<h1>%s &mdash; <code>%s</code></h1>' % (html.escape(model), html.escape(run_dir)),
+             '<p>%s Written %s.</p>' % (html.escape(status or ''),
+                                        time.strftime('%Y-%m-%d %H:%M:%S'))]
+
+    parts.append('<h2>Samples</h2><div class="pair">')
+    for rel, caption in (('samples/real.png', 'real training images'),
+                         ('samples/latest.png', 'generated from the fixed noise, newest')):
+        if exists(rel):
+            parts.append('<figure>%s<figcaption>%s</figcaption></figure>'
+                         % (_image(rel, caption), caption))
+    parts.append('</div>')
+
+    parts.append('<h2>Progress over epochs</h2>')
+    if grids:
+        parts.append('<div class="strip">')
+        for epoch, rel in _spread(grids, STRIP_FRAMES):
+            parts.append('<figure>%s<figcaption>epoch %d</figcaption></figure>'
+                         % (_image(rel, 'epoch %d' % epoch, css='thumb'), epoch))
+        parts.append('</div>')
+        if exists('samples/progress.gif'):
+            parts.append('<figure>%s<figcaption>the same grids animated '
+                         '(samples/progress.gif)</figcaption></figure>'
+                         % _image('samples/progress.gif', 'samples over the epochs', css='anim'))
+    else:
+        parts.append('<p class="note">No epoch has finished yet.</p>')
+
+    parts.append('<h2>Curves</h2>')
+    parts.append(_image('curves.png', 'loss, accuracy and evaluation curves', css='curves')
+                 if exists('curves.png') else '<p class="note">No curves yet.</p>')
+
+    parts.append('<h2>Evaluation</h2>')
+    parts.append(_evaluation_table(evaluation, best))
+
+    parts.append('<h2>Nearest real images</h2>')
+    if exists('samples/neighbours.png'):
+        parts.append('<figure>%s<figcaption>top: samples from the fixed noise; bottom: the '
+                     'nearest training image of each (32x32 thumbnails, as the memorisation '
+                     'metric). A copy would look the same as its neighbour.</figcaption></figure>'
+                     % _image('samples/neighbours.png', 'samples and their nearest real images',
+                              css='neighbours'))
+    else:
+        parts.append('<p class="note">Written at the end of each epoch.</p>')
+
+    parts.append('<h2>Commands</h2><pre>%s</pre>' % html.escape(_commands(run_dir, model)))
+    parts.append('<h2>Config</h2><pre>%s</pre>' % html.escape(config_text or '(no config.yaml)'))
+    parts.append('</body></html>')
+    return '\n'.join(parts) + '\n'
+
+
+def write_report(run_dir, status=None):
+    """Write ``run_dir/report.html`` atomically, with ``samples/progress.gif``; return its path."""
+    from ..utils.fileio import atomic_path
+    write_progress_gif(run_dir)
+    path = os.path.join(run_dir, 'report.html')
+    page = render_report(run_dir, status)
+    with atomic_path(path) as tmp:
+        with open(tmp, 'w', encoding='utf-8') as f:
+            f.write(page)
+    return path

@@ -1,0 +1,144 @@
+"""The package's layering, read from its imports with ``ast``: commands use the library layer
+(:mod:`gluoncv_gan.pipeline` and the subpackages), never each other, and no library module
+imports a command.
+
+A command is a module that runs as a program: it has an ``if __name__ == '__main__':`` block,
+or it is a package's ``__main__.py``.
+"""
+import ast
+import pathlib
+
+import gluoncv_gan
+from gluoncv_gan.cli import COMMANDS
+
+PACKAGE_DIR = pathlib.Path(gluoncv_gan.__file__).parent
+
+# (importer, imported command) pairs that are allowed, each with its reason
+ALLOWED = {
+    # the dispatcher of ``gluoncv-gan <command>``: mapping names to commands is its one job
+    ('gluoncv_gan.cli', '*'): 'cli dispatches to the commands',
+    ('gluoncv_gan.__main__', 'gluoncv_gan.cli'): 'python -m gluoncv_gan runs the dispatcher',
+    # the tutorial reference runs as a bare file in a process of its own, which must not import
+    # gluoncv_gan (the package's __init__ sets OMP_NUM_THREADS), so the request protocol that
+    # the benchmark shares with it can only live in it
+    ('gluoncv_gan.benchmark', 'gluoncv_gan.reference'): 'the protocol of the reference worker',
+}
+
+
+def module_name(path):
+    parts = list(path.relative_to(PACKAGE_DIR.parent).with_suffix('').parts)
+    if parts[-1] == '__init__':
+        parts.pop()
+    return '.'.join(parts)
+
+
+def package_sources():
+    """{module name: (source, is a package __init__)} of every module of gluoncv_gan."""
+    return {module_name(path): (path.read_text(encoding='utf-8'), path.name == '__init__.py')
+            for path in sorted(PACKAGE_DIR.rglob('*.py'))}
+
+
+def is_command(tree):
+    """Whether a module runs as a program: a top-level ``if __name__ == '__main__':``."""
+    for node in tree.body:
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Compare):
+            sides = [node.test.left] + node.test.comparators
+            names = {getattr(side, 'id', None) for side in sides}
+            values = {getattr(side, 'value', None) for side in sides}
+            if '__name__' in names and '__main__' in values:
+                return True
+    return False
+
+
+def imported_modules(name, is_package, tree, known):
+    """Modules of the package that ``tree`` imports anywhere (functions included).
+
+    ``from .x import y`` counts as importing ``x.y`` when that is a module, else ``x``.
+    """
+    package = name if is_package else name.rpartition('.')[0]
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                parts = package.split('.')
+                base = parts[:len(parts) - node.level + 1] + ([node.module] if node.module else [])
+                base = '.'.join(base)
+            else:
+                base = node.module or ''
+            for alias in node.names:
+                candidate = base + '.' + alias.name
+                found.add(candidate if candidate in known else base)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {module for module in found if module in known and module != name}
+
+
+def import_graph(sources):
+    """({module: modules it imports}, set of commands) of ``sources`` (see package_sources)."""
+    trees = {name: ast.parse(source, filename=name) for name, (source, _) in sources.items()}
+    graph = {name: imported_modules(name, sources[name][1], tree, set(sources))
+             for name, tree in trees.items()}
+    return graph, {name for name, tree in trees.items()
+                   if is_command(tree) or name.rpartition('.')[2] == '__main__'}
+
+
+def violations(sources):
+    """Sorted ``(importer, command)`` pairs that break the layering, minus :data:`ALLOWED`."""
+    graph, commands = import_graph(sources)
+    found = []
+    for importer, imported in graph.items():
+        for target in sorted(imported & commands):
+            if (importer, '*') not in ALLOWED and (importer, target) not in ALLOWED:
+                found.append((importer, target))
+    return sorted(found)
+
+
+def test_no_module_imports_a_command():
+    assert violations(package_sources()) == []
+
+
+def test_every_dispatched_command_is_a_command_module():
+    _, commands = import_graph(package_sources())
+    assert {module for module, _ in COMMANDS.values()} <= commands
+    assert 'gluoncv_gan.cli' in commands and 'gluoncv_gan.train' in commands
+
+
+def test_allowed_exceptions_are_still_needed():
+    graph, commands = import_graph(package_sources())
+    for importer, target in ALLOWED:
+        assert importer in commands
+        if target != '*':
+            assert target in graph[importer], '%s no longer imports %s: drop the exception' % (
+                importer, target)
+
+
+def test_library_layer_exists_and_commands_use_it():
+    graph, _ = import_graph(package_sources())
+    for command in ('gluoncv_gan.train', 'gluoncv_gan.evaluate', 'gluoncv_gan.sample',
+                    'gluoncv_gan.compare'):
+        assert any(m.startswith('gluoncv_gan.pipeline.') for m in graph[command]), command
+    # training's evaluation handler measures with the evaluate command's function
+    assert 'gluoncv_gan.pipeline.evaluation' in graph['gluoncv_gan.estimator.event_handler']
+
+
+def test_a_planted_command_import_is_caught():
+    sources = package_sources()
+    library_source, is_package = sources['gluoncv_gan.metrics.swd']
+    sources['gluoncv_gan.metrics.swd'] = (library_source + '\n\ndef _planted():\n'
+                                          '    from ..evaluate import print_table\n', is_package)
+    command_source, is_package = sources['gluoncv_gan.sample']
+    sources['gluoncv_gan.sample'] = ('from . import train\n' + command_source, is_package)
+    assert violations(sources) == [('gluoncv_gan.metrics.swd', 'gluoncv_gan.evaluate'),
+                                   ('gluoncv_gan.sample', 'gluoncv_gan.train')]
+
+
+def test_imports_resolve_relative_and_absolute_forms():
+    known = {'gluoncv_gan', 'gluoncv_gan.estimator', 'gluoncv_gan.estimator.checkpoint',
+             'gluoncv_gan.train', 'gluoncv_gan.pipeline', 'gluoncv_gan.pipeline.build'}
+    tree = ast.parse('import gluoncv_gan.train\n'
+                     'from .. import pipeline\n'
+                     'from ..estimator import checkpoint as ckpt\n'
+                     'from .build import contexts\n')
+    assert imported_modules('gluoncv_gan.pipeline.training', False, tree, known) == {
+        'gluoncv_gan.train', 'gluoncv_gan.pipeline', 'gluoncv_gan.estimator.checkpoint',
+        'gluoncv_gan.pipeline.build'}
