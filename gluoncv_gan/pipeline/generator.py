@@ -25,6 +25,11 @@ def saved_config(folder):
     return {}
 
 
+def _widths(config):
+    """The network widths of a training config (those it holds), for ``get_model``."""
+    return {key: config[key] for key in ('nz', 'ngf', 'ndf') if key in config}
+
+
 def load_generator(model, pretrained=False, params=None, ema=False, ctx=None):
     """A model-zoo DCGAN pair with weights from ``params`` or the model store.
 
@@ -60,7 +65,7 @@ def load_generator(model, pretrained=False, params=None, ema=False, ctx=None):
     if str(config.get('model', model)).lower() != model.lower():
         raise ValueError('%s holds weights of %s, not %s: pass that model name'
                          % (path, config['model'], model))
-    arch = {k: config[k] for k in ('nz', 'ngf', 'ndf') if k in config}
+    arch = _widths(config)
     net = get_model(model, pretrained=pretrained, ctx=ctx, **arch)
     try:
         loaded = mx.nd.load(path)
@@ -89,9 +94,7 @@ def load_checkpoint_pair(checkpoint, name=None, ema=True, ctx=None, recalibratio
         (net, whether the moving average was loaded, the checkpoint's config).
     """
     config = read_state(checkpoint)['config']
-    name = name or config['model']
-    net = get_model(name, nz=config['nz'], ngf=config['ngf'], ndf=config['ndf'],
-                    ctx=ctx or mx.cpu())
+    net = get_model(name or config['model'], ctx=ctx or mx.cpu(), **_widths(config))
     net.load_parameters(os.path.join(checkpoint, 'model.params'), ctx=ctx)
     ema_path = os.path.join(checkpoint, 'generator_ema.params')
     used_ema = ema and os.path.isfile(ema_path)
