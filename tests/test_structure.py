@@ -16,7 +16,9 @@ def package_modules():
             if name.endswith('.py'):
                 path = os.path.join(folder, name)
                 dotted = os.path.relpath(path, REPO)[:-3].replace(os.sep, '.')
-                modules[dotted[:-len('.__init__')] if dotted.endswith('.__init__') else dotted] = path
+                if dotted.endswith('.__init__'):
+                    dotted = dotted[:-len('.__init__')]
+                modules[dotted] = path
     return modules
 
 
