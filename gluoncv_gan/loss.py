@@ -24,6 +24,8 @@ Objectives (``loss`` config key, ``--loss`` flag; formulas in docs/recipes.md):
 """
 from mxnet import gluon
 
+from .utils.registry import OBJECTIVES
+
 __all__ = ['GANObjective', 'VanillaGANLoss', 'MinimaxGANLoss', 'LSGANLoss', 'HingeGANLoss',
            'WassersteinGANLoss', 'get_objective', 'objective_names']
 
@@ -55,6 +57,7 @@ class GANObjective(gluon.loss.Loss):
         raise NotImplementedError
 
 
+@OBJECTIVES.register(name='vanilla')
 class VanillaGANLoss(GANObjective):
     """The original GAN objective as the tutorial trains it: sigmoid binary cross-entropy.
 
@@ -73,6 +76,7 @@ class VanillaGANLoss(GANObjective):
         return self(fake_out, fake_out.ones_like())
 
 
+@OBJECTIVES.register(name='minimax')
 class MinimaxGANLoss(VanillaGANLoss):
     """The original minimax GAN objective (Goodfellow et al. 2014), provided for comparison.
 
@@ -86,6 +90,7 @@ class MinimaxGANLoss(VanillaGANLoss):
         return -self(fake_out, fake_out.zeros_like())
 
 
+@OBJECTIVES.register(name='lsgan')
 class LSGANLoss(GANObjective):
     """Least-squares GAN (Mao et al. 2017), targets 1 for real and 0 for fake.
 
@@ -116,6 +121,7 @@ class _RawScoreObjective(GANObjective):
         return -fake_out
 
 
+@OBJECTIVES.register(name='hinge')
 class HingeGANLoss(_RawScoreObjective):
     """Hinge objective (Lim & Ye 2017; Miyato et al. 2018 with spectral normalisation).
 
@@ -127,6 +133,7 @@ class HingeGANLoss(_RawScoreObjective):
         return F.relu(1 - sign * out)
 
 
+@OBJECTIVES.register(name='wgan')
 class WassersteinGANLoss(_RawScoreObjective):
     """Wasserstein GAN critic objective (Arjovsky et al. 2017).
 
@@ -139,23 +146,11 @@ class WassersteinGANLoss(_RawScoreObjective):
         return (1 - 2 * target) * out  # -D(x) for real, +D(G(z)) for fake
 
 
-_OBJECTIVES = {
-    'vanilla': VanillaGANLoss,
-    'minimax': MinimaxGANLoss,
-    'lsgan': LSGANLoss,
-    'hinge': HingeGANLoss,
-    'wgan': WassersteinGANLoss,
-}
-
-
 def objective_names():
     """Names accepted by :func:`get_objective` (and by the ``loss`` config key)."""
-    return sorted(_OBJECTIVES)
+    return OBJECTIVES.names()
 
 
 def get_objective(name, **kwargs):
     """The objective called ``name`` (see :func:`objective_names`)."""
-    if name not in _OBJECTIVES:
-        raise ValueError('unknown GAN objective %r; choose one of: %s'
-                         % (name, ', '.join(objective_names())))
-    return _OBJECTIVES[name](**kwargs)
+    return OBJECTIVES.get(name)(**kwargs)

@@ -187,3 +187,44 @@ def test_sngan_discriminator_is_spectral_without_batchnorm_and_dcgan_is_unchange
         for p in ('gamma', 'beta', 'running_mean', 'running_var')])
     with pytest.raises(ValueError, match="norm must be 'batch' or 'spectral'"):
         DCGANDiscriminator(norm='instance')
+
+
+def test_constructors_register_themselves():
+    from gluoncv_gan.model_zoo import dcgan, recipes
+    from gluoncv_gan.model_zoo.registry import get_constructor, list_models
+    defined = {name: getattr(module, name) for module in (dcgan, recipes)
+               for name in module.__all__ if name.endswith('_lfw') or '_lfw_' in name}
+    assert list_models() == sorted(defined) == get_model_list()
+    for name, constructor in defined.items():
+        assert get_constructor(name) is constructor
+        assert get_constructor(name.upper()) is constructor
+
+
+def test_a_name_registered_twice_is_refused():
+    from gluoncv_gan.utils.registry import Registry
+    registry = Registry('model')
+
+    @registry.register
+    def tiny():
+        return 'first'
+    registry.register(tiny)  # the same constructor again is harmless
+    with pytest.raises(ValueError, match="model name 'tiny' is registered twice"):
+        registry.register(lambda: 'second', name='TINY')
+    assert registry.get('tiny')() == 'first'
+    with pytest.raises(ValueError, match="unknown model 'huge'; choose one of: tiny"):
+        registry.get('huge')
+
+
+def test_constructor_docstrings_have_the_same_numpy_sections():
+    import inspect
+    from gluoncv_gan.model_zoo.registry import get_constructor, list_models
+    for name in list_models():
+        doc = inspect.getdoc(get_constructor(name))
+        sections = [line for line in doc.splitlines() if line and set(line) == {'-'}]
+        assert len(sections) == 2, name
+        parameters = doc.split('Parameters\n----------\n')[1].split('Returns\n-------\n')
+        assert len(parameters) == 2, name
+        documented = [line.split(' : ')[0] for line in parameters[0].splitlines()
+                      if line and not line.startswith(' ')]
+        assert documented == ['pretrained', 'ctx', 'root', '**kwargs'], name
+        assert parameters[1].startswith('DCGAN\n'), name

@@ -1,12 +1,15 @@
 """The package's layering, read from its imports with ``ast``: commands use the library layer
-(:mod:`gluoncv_gan.pipeline` and the subpackages), never each other, and no library module
-imports a command.
+(:mod:`gluoncv_gan.pipeline` and the subpackages), never each other; no library module
+imports a command; the package has no import cycle; and ``utils`` sits at the bottom, importing
+nothing from the rest of the package.
 
 A command is a module that runs as a program: it has an ``if __name__ == '__main__':`` block,
 or it is a package's ``__main__.py``.
 """
 import ast
 import pathlib
+
+import pytest
 
 import gluoncv_gan
 from gluoncv_gan.cli import COMMANDS
@@ -142,3 +145,73 @@ def test_imports_resolve_relative_and_absolute_forms():
     assert imported_modules('gluoncv_gan.pipeline.training', False, tree, known) == {
         'gluoncv_gan.train', 'gluoncv_gan.pipeline', 'gluoncv_gan.estimator.checkpoint',
         'gluoncv_gan.pipeline.build'}
+
+
+def find_cycle(graph, skip=()):
+    """One import cycle as a list of modules, or None; edges into ``skip`` are ignored."""
+    state, stack = {}, []
+
+    def visit(module):
+        state[module] = 'open'
+        stack.append(module)
+        for target in sorted(graph[module]):
+            if target in skip:
+                continue
+            if state.get(target) == 'open':
+                return stack[stack.index(target):] + [target]
+            if target not in state:
+                cycle = visit(target)
+                if cycle:
+                    return cycle
+        state[module] = 'done'
+        stack.pop()
+        return None
+
+    for module in sorted(graph):
+        if module not in state:
+            cycle = visit(module)
+            if cycle:
+                return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    graph = {'a': {'b'}, 'b': {'c'}, 'c': {'a'}, 'd': {'a'}}
+    assert find_cycle(graph) == ['a', 'b', 'c', 'a']
+    assert find_cycle(graph, skip={'a'}) is None
+
+
+def test_no_import_cycle_in_the_package():
+    # the root package imports its subpackages for the user; a module importing `gluoncv_gan`
+    # itself would close a cycle through it, and is counted as any other edge but that one
+    graph, _ = import_graph(package_sources())
+    cycle = find_cycle(graph, skip={'gluoncv_gan'})
+    assert cycle is None, 'import cycle: %s' % ' -> '.join(cycle)
+
+
+def utils_imports_from_above(sources):
+    """{utils module: modules outside utils it imports} of ``sources``, empty ones left out."""
+    graph, _ = import_graph(sources)
+    outside = {module: sorted(target for target in targets
+                              if not target.startswith('gluoncv_gan.utils'))
+               for module, targets in graph.items() if module.startswith('gluoncv_gan.utils')}
+    return {module: targets for module, targets in outside.items() if targets}
+
+
+def test_utils_imports_nothing_from_the_rest_of_the_package():
+    sources = package_sources()
+    assert 'gluoncv_gan.utils.config' in sources  # the check sees utils' modules
+    assert utils_imports_from_above(sources) == {}
+
+
+@pytest.mark.parametrize('planted, expected', [
+    ('from ..loss import objective_names', 'gluoncv_gan.loss'),
+    ('from .. import model_zoo', 'gluoncv_gan.model_zoo'),
+    ('import gluoncv_gan.model_zoo.dcgan', 'gluoncv_gan.model_zoo.dcgan'),
+    ('def f():\n    from ..model_zoo import get_model_list', 'gluoncv_gan.model_zoo'),
+])
+def test_the_utils_check_catches_an_upward_import(planted, expected):
+    sources = package_sources()
+    source, is_package = sources['gluoncv_gan.utils.config']
+    sources['gluoncv_gan.utils.config'] = (source + '\n\n' + planted + '\n', is_package)
+    assert expected in utils_imports_from_above(sources)['gluoncv_gan.utils.config']

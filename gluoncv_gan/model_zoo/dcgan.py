@@ -10,6 +10,8 @@ import numpy as np
 from mxnet.gluon import nn
 
 from ..nn import SNConv2D, power_iterate_hybridized
+from .model_store import get_model_file
+from .registry import register_model
 
 __all__ = ['DCGANGenerator', 'DCGANDiscriminator', 'DCGAN', 'get_dcgan',
            'dcgan_lfw', 'dcgan_lfw_128']
@@ -217,7 +219,6 @@ def get_dcgan(dataset, resolution=64, pretrained=False, ctx=mx.cpu(), root=None,
     net = DCGAN(resolution=resolution, **kwargs)
     name = name or 'dcgan_%s' % dataset + ('' if resolution == 64 else '_%d' % resolution)
     if pretrained:
-        from .model_store import get_model_file
         # published weights may be stored in float16: cast them to the blocks' float32
         net.load_parameters(get_model_file(name, tag=pretrained, root=root), ctx=ctx,
                             cast_dtype=True, dtype_source='current')
@@ -226,8 +227,10 @@ def get_dcgan(dataset, resolution=64, pretrained=False, ctx=mx.cpu(), root=None,
     return net
 
 
+@register_model
 def dcgan_lfw(pretrained=False, ctx=mx.cpu(), root=None, **kwargs):
-    """DCGAN for 64x64 LFW faces: the MXNet tutorial's networks and recipe.
+    """DCGAN for 64x64 LFW faces: the MXNet tutorial's networks and recipe
+    (configs/dcgan_lfw.yaml).
 
     Parameters
     ----------
@@ -237,6 +240,8 @@ def dcgan_lfw(pretrained=False, ctx=mx.cpu(), root=None, **kwargs):
         Device of the parameters.
     root : str, default '$MXNET_HOME/models'
         Cache of pretrained weights.
+    **kwargs
+        Passed to :class:`DCGAN` (nz, ngf, ndf).
 
     Returns
     -------
@@ -246,17 +251,22 @@ def dcgan_lfw(pretrained=False, ctx=mx.cpu(), root=None, **kwargs):
     return get_dcgan('lfw', 64, pretrained=pretrained, ctx=ctx, root=root, **kwargs)
 
 
+@register_model
 def dcgan_lfw_128(pretrained=False, ctx=mx.cpu(), root=None, **kwargs):
-    """DCGAN for 128x128 LFW faces: the tutorial's networks with one more block each.
+    """DCGAN for 128x128 LFW faces: the tutorial's networks with one more block each
+    (configs/dcgan_lfw_128.yaml).
 
     Parameters
     ----------
     pretrained : bool or str, default False
-        True loads the published weights; a string selects a weights version by hash tag.
+        True loads the published weights (none are published for this name yet: that raises
+        an error saying so); a string selects a weights version by hash tag.
     ctx : Context, default CPU
         Device of the parameters.
     root : str, default '$MXNET_HOME/models'
         Cache of pretrained weights.
+    **kwargs
+        Passed to :class:`DCGAN` (nz, ngf, ndf).
 
     Returns
     -------

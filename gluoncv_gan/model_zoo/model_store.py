@@ -26,6 +26,7 @@ import zlib
 
 from ..utils.download import DownloadError, check_file, download, file_checksum, file_lock
 from ..utils.paths import default_model_root
+from .registry import list_models
 
 __all__ = ['get_model_file', 'purge', 'pretrained_model_list', 'short_hash',
            'PretrainedNotAvailable', 'REPO_ENV', 'SHIPPED_DIR']
@@ -217,11 +218,10 @@ def purge(root=None):
     list of str
         Names of the removed files, sorted.
     """
-    from .model_zoo import get_model_list
     root = os.path.expanduser(root or default_model_root())
     if not os.path.isdir(root):
         return []
-    names = {name for _, name in _model_sha1_versions} | set(get_model_list())
+    names = {name for _, name in _model_sha1_versions} | set(list_models())
     removed = []
     for file_name in sorted(os.listdir(root)):
         match = _PARAMS_NAME.match(file_name)

@@ -1,18 +1,10 @@
-"""The plugin's model registry, and its registration in GluonCV's model zoo."""
+"""Models by name, and their registration in GluonCV's model zoo."""
 import logging
 
-from .dcgan import dcgan_lfw, dcgan_lfw_128
-from .recipes import lsgan_lfw, sngan_lfw, wgan_lfw
+from . import dcgan, recipes  # noqa: F401  (their constructors register themselves)
+from .registry import get_constructor, list_models
 
 __all__ = ['get_model', 'get_model_list', 'register_with_gluoncv']
-
-_models = {
-    'dcgan_lfw': dcgan_lfw,
-    'dcgan_lfw_128': dcgan_lfw_128,
-    'lsgan_lfw': lsgan_lfw,
-    'wgan_lfw': wgan_lfw,
-    'sngan_lfw': sngan_lfw,
-}
 
 
 def get_model(name, **kwargs):
@@ -34,16 +26,15 @@ def get_model(name, **kwargs):
     HybridBlock
         The model.
     """
-    key = name.lower()
-    if key not in _models:
+    if name.lower() not in list_models():
         raise ValueError('"%s" is not among the following model list:\n\t%s'
-                         % (name, '\n\t'.join(sorted(_models))))
-    return _models[key](**kwargs)
+                         % (name, '\n\t'.join(list_models())))
+    return get_constructor(name)(**kwargs)
 
 
 def get_model_list():
     """Names of all gluoncv-gan models."""
-    return sorted(_models)
+    return list_models()
 
 
 def register_with_gluoncv():
@@ -56,7 +47,8 @@ def register_with_gluoncv():
     """
     from gluoncv.model_zoo import model_zoo as gcv_zoo
     added = []
-    for name, constructor in _models.items():
+    for name in list_models():
+        constructor = get_constructor(name)
         existing = gcv_zoo._models.get(name)
         if existing is None:
             gcv_zoo._models[name] = constructor

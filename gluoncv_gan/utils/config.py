@@ -1,19 +1,22 @@
 """Training configuration: a YAML file checked against a schema, then command-line overrides.
 
-Every key has a type, a default and a rule; an unknown key, a wrong type or an impossible value
-is a :class:`ConfigError` that names the key and what is allowed.
+Every key has a type, a default, a rule, a help text and a command-line flag (or is set in
+files only); an unknown key, a wrong type or an impossible value is a :class:`ConfigError` that
+names the key and what is allowed. ``gluoncv_gan.train`` builds its flags from the schema.
 """
 import difflib
 import math
 import os
+from dataclasses import dataclass
 
 import yaml
 
 from .cli import UserError
 from .fileio import atomic_path
+from .registry import MODELS, OBJECTIVES, Registry
 
-__all__ = ['ConfigError', 'SCHEMA', 'default_config', 'load_config', 'validate_config',
-           'save_config', 'read_config_file']
+__all__ = ['ConfigError', 'Key', 'SCHEMA', 'default_config', 'load_config', 'validate_config',
+           'save_config', 'read_config_file', 'flag_of', 'add_config_flags', 'overrides_from_args']
 
 
 class ConfigError(UserError, ValueError):
@@ -36,86 +39,153 @@ def _probability(value):
     return 0 <= value < 1
 
 
-# key: (types, default, rule or allowed values or None, what is allowed, in words)
+def _positive_or_none(value):
+    return value is None or _positive(value)
+
+
+@dataclass(frozen=True)
+class Key:
+    """One config key.
+
+    Parameters
+    ----------
+    types : type or tuple of types
+        Types a value may have (an int is accepted where float is).
+    default : object
+        Value when neither the file nor a flag sets it.
+    rule : tuple, callable, Registry or None
+        Allowed values: a tuple of them, a predicate, or the names of a registry.
+    allowed : str
+        What is allowed, in words, for error messages (a registry's names when empty).
+    help : str
+        What the key does, for ``--help``.
+    file_only : bool
+        True: set in YAML files only, no flag.
+    alias : str or None
+        A short flag besides the long one, e.g. '-j'.
+    metavar : str or None
+        Placeholder of the value in ``--help``.
+    """
+    types: object
+    default: object
+    rule: object = None
+    allowed: str = ''
+    help: str = ''
+    file_only: bool = False
+    alias: str = None
+    metavar: str = None
+
+
+_POSITIVE = 'a positive integer'
+_NON_NEGATIVE = 'a non-negative integer'
+_BOOL = 'true or false'
+_NUMBER_IN_0_1 = 'a number in [0, 1)'
+
 SCHEMA = {
-    'model': (str, 'dcgan_lfw', None, 'a gluoncv_gan model-zoo name'),
-    'dataset': (str, 'lfw', ('lfw', 'lfw_sample', 'folder'), 'lfw, lfw_sample or folder'),
-    'data_dir': ((str, type(None)), None, None,
-                 'a folder (default: $MXNET_HOME/datasets/lfw for lfw; required for folder)'),
-    'image_size': (int, 64, _power_of_two_16, 'a power of two >= 16'),
-    'nz': (int, 100, _positive, 'a positive integer'),
-    'ngf': (int, 64, _positive, 'a positive integer'),
-    'ndf': (int, 64, _positive, 'a positive integer'),
-    'loss': (str, 'vanilla', None, 'a name from gluoncv_gan.loss.objective_names()'),
-    'n_critic': (int, 1, _positive, 'a positive integer: discriminator steps per generator step'),
-    'weight_clip': (float, 0.0, _non_negative,
-                    'a number >= 0: clip discriminator parameters into [-c, c] after each of its '
-                    'steps (0: no clipping)'),
-    'batch_size': (int, 64, _positive, 'a positive integer'),
-    'epochs': (int, 20, _positive, 'a positive integer'),
-    'iterations': ((int, type(None)), None, lambda v: v is None or v > 0,
-                   'null or a positive integer: stop after this many iterations in all'),
-    'optimizer': (str, 'adam', ('adam', 'rmsprop'), 'adam or rmsprop'),
-    'lr': (float, 0.0002, _positive,
-           "a positive finite number: the generator's learning rate (and the discriminator's "
-           "unless lr_d is set)"),
-    'lr_d': ((float, type(None)), None, lambda v: v is None or _positive(v),
-             "null (same as lr) or a positive finite number: the discriminator's learning rate"),
-    'lr_decay_epochs': (int, 0, _non_negative,
-                        'a non-negative integer: decay both learning rates linearly to zero over '
-                        'the last N epochs of the run (0: constant rates)'),
-    'beta1': (float, 0.5, _probability, 'a number in [0, 1): Adam beta1 (unused by rmsprop)'),
-    'beta2': (float, 0.999, _probability,
-              'a number in [0, 1): decay of the mean squared gradient (Adam beta2, RMSprop '
-              'gamma1)'),
-    'ema_decay': (float, 0.0, _probability,
-                  'a number in [0, 1): decay of a moving average of the generator (0: none)'),
-    'seed': (int, 0, _non_negative, 'a non-negative integer'),
-    'gpus': (str, '', None, "comma-separated GPU ids, '' for CPU"),
-    'cpus': (int, 1, _positive, 'a positive integer: CPU contexts when gpus is empty (more than '
-             '1 only to test multi-device training: they share the same cores)'),
-    'kvstore': (str, 'device', ('device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async'),
-                'device, local, dist_sync, dist_device_sync or dist_async'),
-    'horovod': (bool, False, None, 'true or false: data-parallel training with Horovod'),
-    'num_workers': (int, 0, _non_negative, 'a non-negative integer (0: one per CPU)'),
-    'hybridize': (bool, True, None, 'true or false'),
-    'amp': (bool, False, None, 'true or false: bfloat16 convolutions through MXNet AMP on CPU '
-            '(MKLDNN; the nets then run imperatively; not with gpus)'),
-    'log_interval': (int, 10, _positive, 'a positive integer (iterations)'),
-    'sample_interval': (int, 500, _non_negative, 'iterations between sample grids (0: per epoch only)'),
-    'num_samples': (int, 64, _positive, 'a positive integer: images in the sample grid'),
-    'checkpoint_interval': (int, 500, _non_negative,
-                            'iterations between checkpoints (0: per epoch only)'),
-    'keep_checkpoints': (int, 3, _positive, 'a positive integer: how many recent checkpoints to keep'),
-    'eval_interval': (int, 0, _non_negative,
-                      'epochs between evaluations (SWD, face rate, diversity) of the generator '
-                      '(0: none)'),
-    'eval_samples': (int, 2000, lambda v: v >= 10, 'an integer >= 10: generated images per '
-                     'evaluation (and real images compared with)'),
-    'tensorboard': (bool, True, None, 'true or false (used only when mxboard is installed)'),
+    'model': Key(str, 'dcgan_lfw', MODELS, help='model-zoo name'),
+    'dataset': Key(str, 'lfw', ('lfw', 'lfw_sample', 'folder'), 'lfw, lfw_sample or folder',
+                   'lfw (prepared with gluoncv_gan.data.prepare_lfw), lfw_sample (bundled), or '
+                   'folder (any folder of face images, with --data-dir)'),
+    'data_dir': Key((str, type(None)), None, None, 'a folder',
+                    'dataset folder (default: $MXNET_HOME/datasets/lfw for lfw; required for '
+                    'folder)'),
+    'image_size': Key(int, 64, _power_of_two_16, 'a power of two >= 16', 'image height and width'),
+    'nz': Key(int, 100, _positive, _POSITIVE, 'latent size'),
+    'ngf': Key(int, 64, _positive, _POSITIVE, 'generator width'),
+    'ndf': Key(int, 64, _positive, _POSITIVE, 'discriminator width'),
+    'loss': Key(str, 'vanilla', OBJECTIVES, help='GAN objective (docs/recipes.md)'),
+    'n_critic': Key(int, 1, _positive, _POSITIVE, 'discriminator steps per generator step'),
+    'weight_clip': Key(float, 0.0, _non_negative, 'a number >= 0',
+                       'clip discriminator parameters into [-c, c] after each of its steps '
+                       '(WGAN; 0: no clipping)'),
+    'batch_size': Key(int, 64, _positive, _POSITIVE,
+                      'images per device and iteration (as in GluonCV: the global batch is this '
+                      'x devices x workers, printed at the start)'),
+    'epochs': Key(int, 20, _positive, _POSITIVE, 'epochs in all'),
+    'iterations': Key((int, type(None)), None, _positive_or_none, 'null or a positive integer',
+                      'stop after this many iterations in all (instead of whole epochs)'),
+    'optimizer': Key(str, 'adam', ('adam', 'rmsprop'), 'adam or rmsprop', 'optimiser of both nets'),
+    'lr': Key(float, 0.0002, _positive, 'a positive finite number',
+              "generator's learning rate (and the discriminator's without --lr-d)"),
+    'lr_d': Key((float, type(None)), None, _positive_or_none,
+                'null (same as lr) or a positive finite number',
+                "discriminator's learning rate (default: --lr; TTUR when it differs)"),
+    'lr_decay_epochs': Key(int, 0, _non_negative, _NON_NEGATIVE,
+                           'decay both learning rates linearly to zero over the last N epochs of '
+                           'the run (0: constant rates)', metavar='N'),
+    'beta1': Key(float, 0.5, _probability, _NUMBER_IN_0_1, 'Adam beta1 (unused by rmsprop)'),
+    'beta2': Key(float, 0.999, _probability, _NUMBER_IN_0_1,
+                 'Adam beta2 (RMSprop: decay of the mean squared gradient, gamma1)'),
+    'ema_decay': Key(float, 0.0, _probability, _NUMBER_IN_0_1,
+                     'keep a moving average of the generator with this decay (0: none)'),
+    'seed': Key(int, 0, _non_negative, _NON_NEGATIVE, 'random seed'),
+    'gpus': Key(str, '', None, "comma-separated GPU ids", "GPU ids like '0,1'; '' for CPU"),
+    'cpus': Key(int, 1, _positive, _POSITIVE,
+                'CPU contexts when --gpus is empty (more than 1 only to test multi-device '
+                'training: they share the same cores)'),
+    'kvstore': Key(str, 'device', ('device', 'local', 'dist_sync', 'dist_device_sync',
+                                   'dist_async'),
+                   'device, local, dist_sync, dist_device_sync or dist_async',
+                   'gradient reduction: device or local (one process), dist_sync, '
+                   'dist_device_sync or dist_async (parameter servers: start with python -m '
+                   'gluoncv_gan.launch)'),
+    'horovod': Key(bool, False, None, _BOOL,
+                   'data-parallel training with Horovod (start with horovodrun)'),
+    'num_workers': Key(int, 0, _non_negative, _NON_NEGATIVE,
+                       'threads that decode images into the cache (0: one per CPU)', alias='-j'),
+    'hybridize': Key(bool, True, None, _BOOL,
+                      'run the nets as static graphs (--no-hybridize: imperatively)'),
+    'amp': Key(bool, False, None, _BOOL,
+               'bfloat16 convolutions through MXNet AMP on CPU (opt-in; CPUs with avx512_bf16; '
+               'the nets then run imperatively). Unlike --amp in GluonCV\'s GPU scripts this is '
+               'not fp16, and --gpus refuses it'),
+    'log_interval': Key(int, 10, _positive, _POSITIVE, 'iterations between logs'),
+    'sample_interval': Key(int, 500, _non_negative, _NON_NEGATIVE,
+                           'iterations between sample grids (0: per epoch only)'),
+    'num_samples': Key(int, 64, _positive, _POSITIVE, 'images in the sample grid',
+                       file_only=True),
+    'checkpoint_interval': Key(int, 500, _non_negative, _NON_NEGATIVE,
+                               'iterations between checkpoints (0: per epoch only)'),
+    'keep_checkpoints': Key(int, 3, _positive, _POSITIVE,
+                            'newest checkpoints to keep (the best one is kept as well)'),
+    'eval_interval': Key(int, 0, _non_negative, _NON_NEGATIVE,
+                         'epochs between evaluations (SWD, face rate, diversity) of the '
+                         'generator (0: none)'),
+    'eval_samples': Key(int, 2000, lambda v: v >= 10, 'an integer >= 10',
+                        'generated images per evaluation (and real images compared with)'),
+    'tensorboard': Key(bool, True, None, _BOOL,
+                       'write TensorBoard logs (only when mxboard is installed)', file_only=True),
 }
 
 
 def default_config():
     """The defaults of every key: the tutorial's recipe."""
-    return {key: spec[1] for key, spec in SCHEMA.items()}
+    return {key: spec.default for key, spec in SCHEMA.items()}
+
+
+def _allowed(spec):
+    return ', '.join(spec.rule.names()) if isinstance(spec.rule, Registry) else spec.allowed
 
 
 def _check_value(key, value):
-    types, _, rule, allowed = SCHEMA[key]
-    types = types if isinstance(types, tuple) else (types,)
+    spec = SCHEMA[key]
+    rule = spec.rule
+    types = spec.types if isinstance(spec.types, tuple) else (spec.types,)
     if float in types and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if isinstance(value, bool) and bool not in types:
         ok = False
     else:
         ok = isinstance(value, types)
-    if ok and isinstance(rule, tuple):
+    if ok and isinstance(rule, Registry):
+        ok = value in rule.names()
+    elif ok and isinstance(rule, tuple):
         ok = value in rule
     elif ok and callable(rule):
         ok = rule(value)
     if not ok:
-        raise ConfigError('config key %r has the value %r; allowed: %s' % (key, value, allowed))
+        raise ConfigError('config key %r has the value %r; allowed: %s'
+                          % (key, value, _allowed(spec)))
     return value
 
 
@@ -139,14 +209,6 @@ def validate_config(config):
             raise ConfigError('unknown config key %r%s; known keys: %s'
                               % (key, hint, ', '.join(sorted(SCHEMA))))
         resolved[key] = _check_value(key, value)
-    from ..loss import objective_names
-    if resolved['loss'] not in objective_names():
-        raise ConfigError('config key %r has the value %r; allowed: %s'
-                          % ('loss', resolved['loss'], ', '.join(objective_names())))
-    from ..model_zoo import get_model_list
-    if resolved['model'] not in get_model_list():
-        raise ConfigError('config key %r has the value %r; allowed: %s'
-                          % ('model', resolved['model'], ', '.join(get_model_list())))
     if resolved['dataset'] == 'folder' and not resolved['data_dir']:
         raise ConfigError("dataset 'folder' needs data_dir (--data-dir): the folder of images")
     if resolved['amp'] and resolved['gpus'].strip(','):
@@ -191,3 +253,56 @@ def save_config(config, path):
         with open(tmp, 'w') as f:
             yaml.safe_dump(config, f, sort_keys=False)
     return path
+
+
+def flag_of(key):
+    """The command-line flag of ``key``, e.g. '--batch-size'; None for a file-only key.
+
+    A bool key's flag switches it away from its default: '--amp' sets amp (default false),
+    '--no-hybridize' clears hybridize (default true).
+    """
+    spec = SCHEMA[key]
+    if spec.file_only:
+        return None
+    name = key.replace('_', '-')
+    return '--no-' + name if spec.types is bool and spec.default else '--' + name
+
+
+def _flag_help(spec):
+    words = [spec.help]
+    if isinstance(spec.rule, Registry):
+        words.append('one of: ' + _allowed(spec))
+    if spec.types is not bool and spec.default not in (None, ''):
+        words.append('default: %s' % (spec.default,))
+    return '; '.join(words).replace('%', '%%')  # argparse formats help with %
+
+
+def add_config_flags(parser):
+    """Add a flag for every key of :data:`SCHEMA` that is not file-only.
+
+    Each flag's value is stored under the key's name and is None when the flag is left out, so
+    that only the flags given override the YAML file (see :func:`overrides_from_args`).
+    """
+    group = parser.add_argument_group(
+        'config keys', 'each flag overrides its key in --config (or in the resumed run); the '
+        'default applies when neither sets the key')
+    for key, spec in SCHEMA.items():
+        flag = flag_of(key)
+        if flag is None:
+            continue
+        names = [spec.alias, flag] if spec.alias else [flag]
+        if spec.types is bool:
+            group.add_argument(*names, dest=key, action='store_const', const=not spec.default,
+                               default=None, help=_flag_help(spec))
+            continue
+        types = spec.types if isinstance(spec.types, tuple) else (spec.types,)
+        group.add_argument(*names, dest=key, default=None, metavar=spec.metavar,
+                           type=next(t for t in types if t is not type(None)),
+                           choices=spec.rule if isinstance(spec.rule, tuple) else None,
+                           help=_flag_help(spec))
+    return parser
+
+
+def overrides_from_args(args):
+    """Config values given by the flags of :func:`add_config_flags` (None: flag left out)."""
+    return {key: getattr(args, key) for key in SCHEMA if flag_of(key)}
