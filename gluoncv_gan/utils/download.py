@@ -1,23 +1,14 @@
-"""Download files safely: streamed, checksummed, resumed, locked and atomically written.
+"""Download files safely: checksummed, retried, resumed, locked and atomically written.
 
-:func:`download` fetches ``http://``, ``https://`` and ``file://`` URLs (or a plain local path)
-into a temporary file beside the destination. A dropped connection, a timeout or a 5xx answer
-is retried with exponential backoff, and the transfer resumes where it stopped with an HTTP
-Range request (a server that ignores Range sends the whole file again). The announced length
-and the checksum are checked before the file is renamed into place, so a failed download never
-leaves a file that a later run would trust. :func:`file_lock` (portalocker) serialises
-downloads of one destination across processes.
+:func:`download` streams ``http(s)://`` or ``file://`` URLs (or a local path) into a temporary
+file beside the destination. A dropped connection, a timeout or a 408, 429 or 5xx answer is
+retried with doubling waits, and the transfer resumes with an HTTP Range request (from the
+start if the server ignores it). The file is renamed into place only once its announced length
+and checksum are right. :func:`file_lock` serialises downloads of one file across processes.
 
 ``mxnet.gluon.utils.download`` is not used: it renames a file that fails its sha1 check into
 place before raising, has no network timeout, leaves its temporary file behind on errors,
-retries at once without backoff, and has neither md5, ``file://`` nor resume.
-
-Examples
---------
->>> from gluoncv_gan.utils.download import download
->>> path = download('https://example.com/weights.params',  # doctest: +SKIP
-...                 '~/.mxnet/models/weights.params',
-...                 checksum='0123456789abcdef0123456789abcdef01234567')
+retries at once, and has neither md5, ``file://`` nor resume.
 """
 import contextlib
 import errno
@@ -40,16 +31,14 @@ from tqdm import tqdm
 from .fileio import atomic_path
 
 __all__ = ['DownloadError', 'download', 'file_checksum', 'check_file', 'normalize_checksum',
-           'file_lock', 'RETRIES', 'BACKOFF']
+           'file_lock', 'keep_if_valid', 'RETRIES', 'BACKOFF']
 
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1024 * 1024
-SUPPORTED_SCHEMES = ('http', 'https', 'file')
 RETRIES = 3
 BACKOFF = 1.0  # seconds before the first retry, doubled before each further one
 _RETRY_STATUS = (408, 429, 500, 502, 503, 504)
-_HEX_RE = re.compile(r'^[0-9a-f]+$')
 
 
 class DownloadError(RuntimeError):
@@ -68,17 +57,10 @@ def _new_hash(algo):
 
 
 def normalize_checksum(checksum, algo='sha1'):
-    """Return the hexadecimal ``checksum`` stripped and lower-cased.
-
-    Raises
-    ------
-    ValueError
-        If ``checksum`` is not as many hexadecimal digits as ``algo`` produces, or ``algo``
-        is not a :mod:`hashlib` algorithm.
-    """
+    """Return the hexadecimal ``checksum`` lower-cased; ValueError if it is not ``algo``'s."""
     expected_len = _new_hash(algo).digest_size * 2
     value = checksum.strip().lower() if isinstance(checksum, str) else ''
-    if len(value) != expected_len or not _HEX_RE.match(value):
+    if len(value) != expected_len or not re.fullmatch('[0-9a-f]+', value):
         raise ValueError('{} checksum must be {} hexadecimal digits, got {!r}; copy it from '
                          'the output of `{}sum FILE`'.format(algo, expected_len, checksum,
                                                              algo.lower()))
@@ -102,28 +84,13 @@ def check_file(path, checksum, algo='sha1'):
 
 @contextlib.contextmanager
 def file_lock(path, timeout=3600.0, poll_interval=0.1):
-    """Hold an exclusive inter-process lock on ``path + '.lock'``, removed on release.
+    """Hold an exclusive inter-process lock on the file ``path + '.lock'``, removed on release.
 
-    Parameters
-    ----------
-    path : str
-        The resource to protect.
-    timeout : float or None, default 3600.0
-        Seconds to wait for the lock; ``None`` waits forever.
-    poll_interval : float, default 0.1
-        Seconds between attempts while waiting.
-
-    Raises
-    ------
-    TimeoutError
-        If the lock could not be taken within ``timeout`` seconds.
+    ``timeout`` is in seconds (``None`` waits forever); TimeoutError when it runs out.
     """
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout >= 0):
         raise ValueError('timeout must be a number of seconds >= 0 or None, got {!r}'
                          .format(timeout))
-    if not (isinstance(poll_interval, (int, float)) and poll_interval > 0):
-        raise ValueError('poll_interval must be a number of seconds > 0, got {!r}'
-                         .format(poll_interval))
     lock_path = os.path.abspath(os.path.expanduser(path)) + '.lock'
     os.makedirs(os.path.dirname(lock_path), exist_ok=True)
     lock = portalocker.TemporaryFileLock(lock_path, check_interval=poll_interval)
@@ -152,7 +119,7 @@ def _source_url(url):
     scheme = urllib.parse.urlparse(url).scheme.lower()
     if scheme == '':
         return pathlib.Path(os.path.abspath(os.path.expanduser(url))).as_uri()
-    if scheme not in SUPPORTED_SCHEMES:
+    if scheme not in ('http', 'https', 'file'):
         raise ValueError('unsupported URL scheme {!r} in {}; use http://, https://, file:// '
                          'or a local path'.format(scheme, url))
     return url
@@ -161,9 +128,8 @@ def _source_url(url):
 def _open(url, offset, validator, timeout):
     """Open ``url`` from byte ``offset`` on; return ``(response, offset, total)``.
 
-    The returned offset is 0 when the server sent the whole file instead of the range.
-    ``validator`` (an ETag or Last-Modified of the first response) makes a server whose file
-    changed since then send the whole new file.
+    The offset returned is 0 when the server sends the whole file instead. ``validator`` (the
+    first answer's ETag or Last-Modified) makes a server whose file changed send it whole.
     """
     headers = {'User-Agent': 'gluoncv-gan-downloader'}
     if offset:
@@ -184,34 +150,30 @@ def _open(url, offset, validator, timeout):
     except (OSError, http.client.HTTPException) as err:
         raise _Transient('cannot download {}: {}'.format(url, err)) from err
     content_range = response.headers.get('Content-Range') or ''
-    if offset and not (response.status == 206
-                       and content_range.startswith('bytes {}-'.format(offset))):
-        offset = 0  # the server ignored the range: start over
-    length = response.headers.get('Content-Length')
-    total = offset + int(length) if length is not None and length.strip().isdigit() else None
-    return response, offset, total
+    if not (response.status == 206 and content_range.startswith('bytes {}-'.format(offset))):
+        offset = 0
+    length = response.headers.get('Content-Length') or ''
+    return response, offset, offset + int(length) if length.strip().isdigit() else None
 
 
 def _copy(response, partial, offset, total, url, progress):
     """Append ``response`` to ``partial`` (rewritten when ``offset`` is 0); check the length."""
     got = offset
-    bar = tqdm(total=total, initial=offset, unit='B', unit_scale=True, unit_divisor=1024,
-               desc=os.path.basename(urllib.parse.urlparse(url).path) or url,
-               disable=not progress, leave=False)
-    try:
-        with response, open(partial, 'ab' if offset else 'wb') as out:
-            for chunk in iter(lambda: response.read(CHUNK_SIZE), b''):
-                out.write(chunk)
-                got += len(chunk)
-                bar.update(len(chunk))
-    except (OSError, http.client.HTTPException) as err:
-        if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        raise _Transient('interrupted download: got {} of {} bytes from {} ({}); run again '
-                         'to retry'.format(got, '?' if total is None else total, url, err)) \
-            from err
-    finally:
-        bar.close()
+    with tqdm(total=total, initial=offset, unit='B', unit_scale=True, unit_divisor=1024,
+              desc=os.path.basename(urllib.parse.urlparse(url).path) or url,
+              disable=not progress, leave=False) as bar:
+        try:
+            with response, open(partial, 'ab' if offset else 'wb') as out:
+                for chunk in iter(lambda: response.read(CHUNK_SIZE), b''):
+                    out.write(chunk)
+                    got += len(chunk)
+                    bar.update(len(chunk))
+        except (OSError, http.client.HTTPException) as err:
+            if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise _Transient('interrupted download: got {} of {} bytes from {} ({}); run '
+                             'again to retry'.format(got, '?' if total is None else total,
+                                                     url, err)) from err
     if total is not None and got != total:
         raise _Transient('interrupted download: got {} of {} bytes from {}; run again to '
                          'retry'.format(got, total, url))
@@ -224,10 +186,10 @@ def _fetch(url, path, checksum, algo, progress, timeout, retries, backoff):
         for attempt in range(retries + 1):
             try:
                 response, offset, total = _open(url, os.path.getsize(partial), validator,
-                                                 timeout)
+                                                timeout)
                 if not offset:
-                    validator = response.headers.get('ETag') or \
-                        response.headers.get('Last-Modified')
+                    headers = response.headers
+                    validator = headers.get('ETag') or headers.get('Last-Modified')
                 _copy(response, partial, offset, total, url, progress)
                 break
             except _Transient as err:
@@ -253,18 +215,19 @@ def _remove_stale_temps(path):
             os.remove(stale)
 
 
-def _usable_existing(path, checksum, algo):
-    """Tell whether an existing ``path`` can be kept; delete it if it is corrupt."""
+def keep_if_valid(path, checksum=None, algo='sha1'):
+    """Tell whether the file ``path`` exists and matches ``checksum``; delete it if it does not.
+
+    Without a checksum an existing file is kept as it is.
+    """
     if not os.path.exists(path):
         return False
-    if checksum is None:
-        logger.info('%s exists; no checksum given, so it is used as is', path)
+    if checksum is None or file_checksum(path, algo) == checksum:
+        logger.info('%s exists and %s; skipping download', path,
+                    'no checksum was given' if checksum is None else 'matches its checksum')
         return True
-    if file_checksum(path, algo) == checksum:
-        logger.info('%s exists and matches its %s checksum; skipping download', path, algo)
-        return True
-    logger.warning('%s exists but does not match the expected %s %s; deleting it and '
-                   'downloading again', path, algo, checksum)
+    logger.warning('%s does not match the expected %s %s (corrupt or stale); replacing it',
+                   path, algo, checksum)
     os.remove(path)
     return False
 
@@ -279,10 +242,10 @@ def _check_arguments(path, timeout, retries, backoff):
                          '{}'.format(path, os.path.join(path, 'file.tgz')))
     if not (isinstance(timeout, (int, float)) and timeout > 0):
         raise ValueError('timeout must be a number of seconds > 0, got {!r}'.format(timeout))
-    if not (isinstance(retries, int) and retries >= 0):
-        raise ValueError('retries must be a whole number >= 0, got {!r}'.format(retries))
     if not (isinstance(backoff, (int, float)) and backoff >= 0):
         raise ValueError('backoff must be a number of seconds >= 0, got {!r}'.format(backoff))
+    if not (isinstance(retries, int) and retries >= 0):
+        raise ValueError('retries must be a whole number >= 0, got {!r}'.format(retries))
     return path
 
 
@@ -293,28 +256,25 @@ def download(url, path, checksum=None, algo='sha1', overwrite=False, progress=Tr
     Parameters
     ----------
     url : str
-        ``http://``, ``https://`` or ``file://`` URL, or a plain local path.
+        ``http://``, ``https://`` or ``file://`` URL, or a local path.
     path : str
-        Destination file name (not a folder). Its folder is created if needed.
+        Destination file name (not a folder); its folder is created if needed.
     checksum : str, optional
-        Expected hexadecimal digest. An existing file is reused only if it matches (else it is
-        deleted and downloaded again); a new download is renamed into place only if it matches.
+        Expected hexadecimal digest. An existing file that does not match is downloaded again.
     algo : str, default 'sha1'
-        Hash algorithm of ``checksum``, e.g. ``'md5'`` or ``'sha1'``.
+        Hash algorithm of ``checksum``, e.g. ``'md5'``.
     overwrite : bool, default False
-        Download even if ``path`` already exists and is valid.
+        Download even if ``path`` exists and is valid.
     progress : bool, default True
-        Show a byte progress bar on stderr.
+        Show a progress bar on stderr.
     timeout : float, default 60
         Network timeout in seconds for connecting and for each read.
     lock_timeout : float or None, default 3600.0
-        Seconds to wait for another process downloading the same ``path``.
+        Seconds to wait for another process downloading ``path``.
     retries : int, optional
-        Further attempts after a dropped connection, a timeout or an HTTP 408, 429 or 5xx;
-        each resumes the partial file. Default :data:`RETRIES`.
+        Further attempts after a transient failure, each resuming; default :data:`RETRIES`.
     backoff : float, optional
-        Seconds before the first retry, doubled before each further one. Default
-        :data:`BACKOFF`.
+        Seconds before the first retry, then doubled; default :data:`BACKOFF`.
 
     Returns
     -------
@@ -324,12 +284,11 @@ def download(url, path, checksum=None, algo='sha1', overwrite=False, progress=Tr
     Raises
     ------
     ValueError
-        On a malformed URL, destination, checksum or number.
+        A malformed URL, destination, checksum or number.
     DownloadError
-        On an HTTP or connection error, a short transfer (after the retries) or a checksum
-        mismatch. No temporary or partial file is left behind.
+        An HTTP or connection error, a short transfer or a wrong checksum; nothing is left.
     TimeoutError
-        If another process holds the download lock longer than ``lock_timeout``.
+        Another process held the download lock longer than ``lock_timeout``.
     """
     retries = RETRIES if retries is None else retries
     backoff = BACKOFF if backoff is None else backoff
@@ -339,7 +298,7 @@ def download(url, path, checksum=None, algo='sha1', overwrite=False, progress=Tr
         checksum = normalize_checksum(checksum, algo)
     with file_lock(path, timeout=lock_timeout):
         _remove_stale_temps(path)
-        if not overwrite and _usable_existing(path, checksum, algo):
+        if not overwrite and keep_if_valid(path, checksum, algo):
             return path
         logger.info('downloading %s to %s', url, path)
         _fetch(source, path, checksum, algo, progress, timeout, retries, backoff)
