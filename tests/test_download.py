@@ -308,6 +308,7 @@ def test_file_lock_excludes_other_process(tmp_path):
             assert holder.poll() is not None or holder.wait(5) == 0
     finally:
         holder.wait(10)
+        holder.stdout.close()
     assert holder.returncode == 0
     assert not os.path.exists(target + '.lock')  # removed on release
 

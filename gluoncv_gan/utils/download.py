@@ -140,6 +140,7 @@ def _open(url, offset, validator, timeout):
         response = urllib.request.urlopen(urllib.request.Request(url, headers=headers),
                                           timeout=timeout)
     except urllib.error.HTTPError as err:
+        err.close()  # its body holds the connection open
         kind = _Transient if err.code in _RETRY_STATUS else DownloadError
         raise kind('cannot download {}: HTTP error {} {}'.format(url, err.code, err.reason)) \
             from err
@@ -222,7 +223,7 @@ def keep_if_valid(path, checksum=None, algo='sha1'):
     """
     if not os.path.exists(path):
         return False
-    if checksum is None or file_checksum(path, algo) == checksum:
+    if checksum is None or file_checksum(path, algo) == normalize_checksum(checksum, algo):
         logger.info('%s exists and %s; skipping download', path,
                     'no checksum was given' if checksum is None else 'matches its checksum')
         return True
