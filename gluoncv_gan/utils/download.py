@@ -12,7 +12,6 @@ retries at once, and has neither md5, ``file://`` nor resume.
 """
 import contextlib
 import errno
-import glob
 import hashlib
 import http.client
 import logging
@@ -28,7 +27,7 @@ import urllib.request
 import portalocker
 from tqdm import tqdm
 
-from .fileio import atomic_path
+from .fileio import atomic_path, remove_leftover_temps
 
 __all__ = ['DownloadError', 'download', 'file_checksum', 'check_file', 'normalize_checksum',
            'file_lock', 'keep_if_valid', 'RETRIES', 'BACKOFF']
@@ -207,15 +206,6 @@ def _fetch(url, path, checksum, algo, progress, timeout, retries, backoff):
                                 .format(url, algo, checksum, actual))
 
 
-def _remove_stale_temps(path):
-    """Delete temporary files of ``path`` left by killed downloads (hold its lock)."""
-    folder, name = os.path.split(path)
-    for stale in glob.glob(os.path.join(glob.escape(folder), '.' + glob.escape(name) + '.*.tmp')):
-        logger.info('removing leftover temporary file %s', stale)
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(stale)
-
-
 def keep_if_valid(path, checksum=None, algo='sha1'):
     """Tell whether the file ``path`` exists and matches ``checksum``; delete it if it does not.
 
@@ -298,7 +288,7 @@ def download(url, path, checksum=None, algo='sha1', overwrite=False, progress=Tr
     if checksum is not None:
         checksum = normalize_checksum(checksum, algo)
     with file_lock(path, timeout=lock_timeout):
-        _remove_stale_temps(path)
+        remove_leftover_temps(path)
         if not overwrite and keep_if_valid(path, checksum, algo):
             return path
         logger.info('downloading %s to %s', url, path)
