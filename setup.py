@@ -26,6 +26,7 @@ INSTALL_REQUIRES = [
     'pandas>=1.5,<2.1',
     'scipy>=1.9.2,<1.12',
     'tqdm>=4.60',
+    'portalocker>=4.0',  # TemporaryFileLock re-checks the locked file after acquiring it
     'PyYAML>=6.0',
     'Pillow>=9.1',
 ]

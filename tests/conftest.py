@@ -39,6 +39,13 @@ def mxnet_home(tmp_path_factory, monkeypatch):
     return home
 
 
+@pytest.fixture(autouse=True)
+def quick_download_retries(monkeypatch):
+    """Download retries wait a millisecond, not seconds; tests of the backoff pass their own."""
+    from gluoncv_gan.utils import download
+    monkeypatch.setattr(download, 'BACKOFF', 0.001)
+
+
 @pytest.fixture(scope='session')
 def full_lfw_root(tmp_path_factory):
     """A prepared full LFW root: $GLUONCV_GAN_LFW_ROOT, or the mirror archive extracted once.

@@ -7,9 +7,11 @@ import sys
 
 import pytest
 
+from gluoncv_gan.utils import download as download_module
 from gluoncv_gan.utils.download import (DownloadError, check_file, download, file_checksum,
                                         file_lock)
-from loopback import LoopbackServer, send_slowly, send_status, send_truncated
+from loopback import (LoopbackServer, fail_first, send_ranges, send_slowly, send_status,
+                      send_truncated)
 
 PAYLOAD = bytes(range(256)) * 800  # 200 KB, deterministic
 PAYLOAD_SHA1 = hashlib.sha1(PAYLOAD).hexdigest()
@@ -152,21 +154,93 @@ def test_interrupted_download(server, dest):
                                                  len(PAYLOAD) + 1000)
     url = server.url('/short.bin')
     with pytest.raises(DownloadError) as info:
-        download(url, str(dest / 'd'), progress=False)
+        download(url, str(dest / 'd'), progress=False, retries=2)
     expected = 'interrupted download: got {} of {} bytes from {}; run again to retry'.format(
         len(PAYLOAD) // 2, len(PAYLOAD) + 1000, url)
     assert str(info.value) == expected
+    assert server.hits['/short.bin'] == 3  # the first attempt and two retries
     assert os.listdir(dest) == []
 
 
-@pytest.mark.parametrize('code', [404, 500])
-def test_http_error(server, dest, code):
+@pytest.mark.parametrize('code, attempts', [(404, 1), (500, 3)])
+def test_http_error(server, dest, code, attempts):
     server.routes['/err'] = send_status(code)
     url = server.url('/err')
     with pytest.raises(DownloadError, match='HTTP error {}'.format(code)) as info:
-        download(url, str(dest / 'd'), progress=False)
+        download(url, str(dest / 'd'), progress=False, retries=2)
     assert url in str(info.value)
+    assert server.hits['/err'] == attempts  # a 5xx is retried, a 404 is not
     assert os.listdir(dest) == []
+
+
+# ----------------------------------------------------------------------------
+# retries and resume
+# ----------------------------------------------------------------------------
+@pytest.fixture
+def waits(monkeypatch):
+    """The backoff pauses download() takes, recorded instead of slept."""
+    recorded = []
+    monkeypatch.setattr(download_module.time, 'sleep', recorded.append)
+    return recorded
+
+
+def test_unavailable_server_is_retried_with_doubling_backoff(server, dest, waits):
+    server.routes['/busy.bin'] = fail_first(2, PAYLOAD, code=503)
+    download(server.url('/busy.bin'), str(dest / 'd'), checksum=PAYLOAD_SHA1, progress=False,
+             retries=3, backoff=0.5)
+    assert server.hits['/busy.bin'] == 3
+    assert waits == [0.5, 1.0]
+    assert (dest / 'd').read_bytes() == PAYLOAD
+    assert os.listdir(dest) == ['d']
+
+
+def test_retries_are_bounded(server, dest, waits):
+    server.routes['/busy.bin'] = fail_first(10, PAYLOAD, code=503)
+    with pytest.raises(DownloadError, match='HTTP error 503'):
+        download(server.url('/busy.bin'), str(dest / 'd'), progress=False, retries=2,
+                 backoff=0.25)
+    assert server.hits['/busy.bin'] == 3
+    assert waits == [0.25, 0.5]
+    assert os.listdir(dest) == []
+
+
+def test_dropped_connection_resumes_with_a_range_request(server, dest):
+    cut = len(PAYLOAD) // 3
+    server.routes['/drop.bin'] = send_ranges(PAYLOAD, drop_after=cut, etag='"v1"')
+    download(server.url('/drop.bin'), str(dest / 'd'), checksum=PAYLOAD_SHA1, progress=False)
+    first, second = server.requests
+    assert 'Range' not in first.headers
+    assert second.headers['Range'] == 'bytes={}-'.format(cut)
+    assert second.headers['If-Range'] == '"v1"'
+    assert (dest / 'd').read_bytes() == PAYLOAD
+    assert os.listdir(dest) == ['d']
+
+
+def test_server_ignoring_range_is_downloaded_again_from_the_start(server, dest):
+    cut = len(PAYLOAD) // 3
+    server.routes['/drop.bin'] = send_ranges(PAYLOAD, drop_after=cut, honour_range=False)
+    download(server.url('/drop.bin'), str(dest / 'd'), progress=False)
+    assert server.requests[1].headers['Range'] == 'bytes={}-'.format(cut)
+    assert (dest / 'd').read_bytes() == PAYLOAD  # not the first third twice
+    assert os.listdir(dest) == ['d']
+
+
+def test_range_answer_for_another_offset_is_not_appended(server, dest):
+    cut = len(PAYLOAD) // 3
+
+    def wrong_range(handler):  # a 206 that starts at byte 0, whatever was asked
+        handler.send_response(206)
+        handler.send_header('Content-Range', 'bytes 0-{}/{}'.format(len(PAYLOAD) - 1,
+                                                                      len(PAYLOAD)))
+        handler.send_header('Content-Length', str(len(PAYLOAD)))
+        handler.end_headers()
+        handler.wfile.write(PAYLOAD)
+
+    drop_once = send_ranges(PAYLOAD, drop_after=cut)
+    routes = [drop_once, wrong_range]
+    server.routes['/odd.bin'] = lambda handler: routes.pop(0)(handler)
+    download(server.url('/odd.bin'), str(dest / 'd'), checksum=PAYLOAD_SHA1, progress=False)
+    assert (dest / 'd').read_bytes() == PAYLOAD
 
 
 def test_connection_refused(dest):
@@ -175,7 +249,7 @@ def test_connection_refused(dest):
         port = sock.getsockname()[1]
     url = 'http://127.0.0.1:{}/x'.format(port)
     with pytest.raises(DownloadError, match='cannot download') as info:
-        download(url, str(dest / 'd'), progress=False, timeout=5)
+        download(url, str(dest / 'd'), progress=False, timeout=5, retries=1)
     assert url in str(info.value)
     assert os.listdir(dest) == []
 
@@ -234,6 +308,7 @@ def test_file_lock_excludes_other_process(tmp_path):
             assert holder.poll() is not None or holder.wait(5) == 0
     finally:
         holder.wait(10)
+        holder.stdout.close()
     assert holder.returncode == 0
     assert not os.path.exists(target + '.lock')  # removed on release
 

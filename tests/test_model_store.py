@@ -17,7 +17,8 @@ import zipfile
 import mxnet as mx
 import numpy as np
 import pytest
-from loopback import LoopbackServer, send_slowly, send_status, send_truncated
+from loopback import (LoopbackServer, fail_first, send_ranges, send_slowly, send_status,
+                      send_truncated)
 
 from gluoncv_gan import export, train
 from gluoncv_gan.model_zoo import dcgan, get_model, model_store
@@ -213,6 +214,18 @@ def test_truncated_download_is_refused(exported, store, monkeypatch):
         # a later run with a healthy mirror succeeds
         server.routes[_route(exported.stem)] = exported.zip_bytes
         assert file_checksum(get_model_file(NAME, progress=False), 'sha1') == exported.sha1
+
+
+def test_mirror_that_drops_once_and_is_busy_once_still_delivers(exported, store, monkeypatch):
+    cut = len(exported.zip_bytes) // 2
+    route = fail_first(1, send_ranges(exported.zip_bytes, drop_after=cut), code=503)
+    with LoopbackServer({_route(exported.stem): route}) as server:
+        monkeypatch.setenv(REPO_ENV, 'http://127.0.0.1:%d' % server.port)
+        target = get_model_file(NAME, progress=False)
+        ranges = [request.headers.get('Range') for request in server.requests]
+    assert ranges == [None, None, 'bytes=%d-' % cut]  # 503, cut short, resumed
+    assert file_checksum(target, 'sha1') == exported.sha1
+    assert os.listdir(store) == [exported.stem + '.params']
 
 
 @pytest.mark.parametrize('status', [500, 404])

@@ -24,7 +24,7 @@ import tempfile
 import zipfile
 import zlib
 
-from ..utils.download import DownloadError, check_file, download, file_checksum, file_lock
+from ..utils.download import DownloadError, download, file_checksum, file_lock, keep_if_valid
 from ..utils.paths import default_model_root
 from .registry import list_models
 
@@ -102,16 +102,6 @@ def _extract_params(zip_path, member, scratch, url):
     return out_path
 
 
-def _install(tmp, target, sha1, source, hint):
-    """Move a verified ``tmp`` to ``target``; a wrong sha1 removes it and raises."""
-    actual = file_checksum(tmp, 'sha1')
-    if actual != sha1:
-        os.remove(tmp)
-        raise DownloadError('sha1 mismatch for %s: expected %s, got %s; nothing was written to '
-                            'the cache. %s' % (source, sha1, actual, hint))
-    os.replace(tmp, target)
-
-
 def _scratch_prefix(target):
     return '.download-%s-' % os.path.basename(target)
 
@@ -125,20 +115,44 @@ def _remove_stale_scratch(target):
         shutil.rmtree(stale, ignore_errors=True)
 
 
-def _fetch_zip(zip_url_or_path, member, target, sha1, hint, progress=True):
-    """Bring ``member`` of a zip (a path or a URL) into ``target``, verified.
+def _zip_source(file_name, sha1, root):
+    """Where the zip of ``file_name`` comes from: ``(path or URL, what to do if it is bad)``."""
+    shipped = os.path.join(SHIPPED_DIR, file_name + '.zip')
+    if os.path.isfile(shipped):
+        return shipped, 'The copy shipped with this installation is damaged: reinstall ' \
+                        'gluoncv-gan.'
+    repo = os.environ.get(REPO_ENV)
+    if not repo:
+        raise DownloadError(
+            '%s.zip (sha1 %s) is neither in the cache %s nor shipped with this '
+            'installation: install gluoncv-gan from a clone of its repository (which holds '
+            'every published zip in gluoncv_gan/model_zoo/weights/), or set $%s to a '
+            'folder or server that serves gluon/models/%s.zip (file:///path or http(s)://)'
+            % (file_name, sha1, root, REPO_ENV, file_name))
+    return ('%s/gluon/models/%s.zip' % (repo.rstrip('/'), file_name),
+            'Run again; if it persists the mirror $%s=%s serves other weights.' % (REPO_ENV, repo))
 
-    Everything is unpacked in a scratch folder beside ``target`` that is removed whatever
+
+def _fetch_zip(source, hint, target, sha1, progress):
+    """Unpack ``target``'s file from the zip at ``source`` (a path or URL) and verify it.
+
+    Everything happens in a scratch folder beside ``target`` that is removed whatever
     happens; only a file with the right sha1 is renamed to ``target``.
     """
+    member = os.path.basename(target)
+    _remove_stale_scratch(target)
     with tempfile.TemporaryDirectory(prefix=_scratch_prefix(target),
                                      dir=os.path.dirname(target)) as scratch:
-        local = zip_url_or_path
-        if '://' in zip_url_or_path:
-            local = download(zip_url_or_path, os.path.join(scratch, member + '.zip'),
-                             progress=progress)
-        tmp = _extract_params(local, member, scratch, zip_url_or_path)
-        _install(tmp, target, sha1, zip_url_or_path, hint)
+        local = source
+        if '://' in source:
+            logger.info('Downloading %s from %s...', member, source)
+            local = download(source, os.path.join(scratch, member + '.zip'), progress=progress)
+        unpacked = _extract_params(local, member, scratch, source)
+        actual = file_checksum(unpacked, 'sha1')
+        if actual != sha1:
+            raise DownloadError('sha1 mismatch for %s: expected %s, got %s; nothing was written '
+                                'to the cache. %s' % (source, sha1, actual, hint))
+        os.replace(unpacked, target)
 
 
 def get_model_file(name, tag=None, root=None, progress=True):
@@ -170,34 +184,11 @@ def get_model_file(name, tag=None, root=None, progress=True):
     sha1 = _resolve_sha1(name, tag)
     file_name = '%s-%s' % (name, sha1[:8])
     root = os.path.expanduser(root or default_model_root())
-    os.makedirs(root, exist_ok=True)
     target = os.path.join(root, file_name + '.params')
     with file_lock(target):
-        if os.path.exists(target):
-            if check_file(target, sha1, 'sha1'):
-                return target
-            logger.warning('Cached %s has a wrong sha1 (corrupt or stale); replacing it.', target)
-            os.remove(target)
-        _remove_stale_scratch(target)
-        shipped = os.path.join(SHIPPED_DIR, file_name + '.zip')
-        if os.path.isfile(shipped):
-            _fetch_zip(shipped, file_name + '.params', target, sha1,
-                       'The copy shipped with this installation is damaged: reinstall '
-                       'gluoncv-gan.')
-            return target
-        repo = os.environ.get(REPO_ENV)
-        if not repo:
-            raise DownloadError(
-                '%s.zip (sha1 %s) is neither in the cache %s nor shipped with this '
-                'installation: install gluoncv-gan from a clone of its repository (which holds '
-                'every published zip in gluoncv_gan/model_zoo/weights/), or set $%s to a '
-                'folder or server that serves gluon/models/%s.zip (file:///path or http(s)://)'
-                % (file_name, sha1, root, REPO_ENV, file_name))
-        url = '%s/gluon/models/%s.zip' % (repo.rstrip('/'), file_name)
-        logger.info('Downloading %s from %s...', file_name, url)
-        _fetch_zip(url, file_name + '.params', target, sha1,
-                   'Run again; if it persists the mirror $%s=%s serves other weights.'
-                   % (REPO_ENV, repo), progress=progress)
+        if not keep_if_valid(target, sha1, 'sha1'):
+            source, hint = _zip_source(file_name, sha1, root)
+            _fetch_zip(source, hint, target, sha1, progress)
     return target
 
 
