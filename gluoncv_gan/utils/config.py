@@ -12,8 +12,12 @@ import yaml
 from .cli import UserError
 from .fileio import atomic_path
 
-__all__ = ['ConfigError', 'SCHEMA', 'default_config', 'load_config', 'validate_config',
-           'save_config', 'read_config_file']
+__all__ = ['ConfigError', 'KVSTORE_TYPES', 'SCHEMA', 'default_config', 'load_config',
+           'validate_config', 'save_config', 'read_config_file']
+
+
+# gradient reduction: one process ('device', 'local') or a parameter-server job ('dist_*')
+KVSTORE_TYPES = ('device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async')
 
 
 class ConfigError(UserError, ValueError):
@@ -74,8 +78,8 @@ SCHEMA = {
     'gpus': (str, '', None, "comma-separated GPU ids, '' for CPU"),
     'cpus': (int, 1, _positive, 'a positive integer: CPU contexts when gpus is empty (more than '
              '1 only to test multi-device training: they share the same cores)'),
-    'kvstore': (str, 'device', ('device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async'),
-                'device, local, dist_sync, dist_device_sync or dist_async'),
+    'kvstore': (str, 'device', KVSTORE_TYPES,
+                '%s or %s' % (', '.join(KVSTORE_TYPES[:-1]), KVSTORE_TYPES[-1])),
     'horovod': (bool, False, None, 'true or false: data-parallel training with Horovod'),
     'num_workers': (int, 0, _non_negative, 'a non-negative integer (0: one per CPU)'),
     'hybridize': (bool, True, None, 'true or false'),
