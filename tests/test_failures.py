@@ -256,7 +256,8 @@ def test_launcher_forwards_ctrl_c_and_the_workers_checkpoint(tmp_path):
 # 4. checkpoint fallback
 # ---------------------------------------------------------------------------------------------
 def _truncate(path):
-    data = open(path, 'rb').read()
+    with open(path, 'rb') as f:
+        data = f.read()
     with open(path, 'wb') as f:
         f.write(data[:len(data) // 2])
 
@@ -310,7 +311,8 @@ def test_truncated_jpeg_and_png_are_skipped_and_listed(tmp_path, caplog):
     assert len(data) == 5
     for path, word in ((jpeg, 'truncated JPEG'), (png, 'truncated PNG')):
         assert any(path in r.getMessage() and word in r.getMessage() for r in caplog.records)
-    meta = json.load(open(data.cache_path[:-4] + '.json'))
+    with open(data.cache_path[:-4] + '.json') as f:
+        meta = json.load(f)
     assert sorted(meta['skipped']) == ['someone/' + os.path.basename(jpeg), 'someone/cut.png']
     assert meta['skipped_reasons']['someone/cut.png'].startswith('truncated PNG')
 
