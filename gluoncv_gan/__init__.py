@@ -36,10 +36,8 @@ def _configure_threads():
     sets only the calling thread's OpenMP count, not that of the engine threads that run the
     operators (measured: no more threads run), so when mxnet came first this warns instead.
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cores = os.cpu_count() or 1
+    from .utils.cores import usable_cores  # imports nothing else: MXNet is not loaded yet
+    cores = usable_cores()
     if 'mxnet' not in sys.modules:
         os.environ.setdefault('OMP_NUM_THREADS', str(cores))
     elif 'OMP_NUM_THREADS' not in os.environ and cores > 1:

@@ -35,14 +35,16 @@ The project worker also measures generator sampling (inference mode, hybridized,
 memory (``ru_maxrss``) after its last timed run.
 
 FLOPs are counted analytically (see :func:`flops_per_image`) and turned into achieved GFLOP/s,
-compared with the machine's nominal fp32 peak estimated from ``/proc/cpuinfo`` (see
-:func:`estimate_peak`; base clock, so a CPU in turbo can exceed it) and with a measured
-ceiling, the rate of a large fp32 matrix product in worker A (see :func:`measure_gemm`).
+compared with a measured ceiling, the rate of a large fp32 matrix product in worker A (see
+:func:`measure_gemm`).
+
+It stays a package command (``gluoncv-gan benchmark``), not a script in a top-level
+``benchmarks/`` folder as GluonCV keeps ``scripts/``: the project's top level is fixed, and the
+workers start the installed package's own modules.
 """
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -52,8 +54,9 @@ import time
 
 from . import reference as ref
 from .utils.cli import prog
+from .utils.cores import usable_cores
 
-__all__ = ['parse_args', 'conv_macs', 'flops_per_image', 'estimate_peak', 'run_benchmark',
+__all__ = ['parse_args', 'conv_macs', 'flops_per_image', 'measure_gemm', 'run_benchmark',
            'format_report', 'main']
 
 WORKERS = (('A', 'project', 'project: estimator + handlers'),
@@ -100,7 +103,7 @@ def parse_args(argv=None):
                         help='also time the project step with --amp (bfloat16 convolutions), '
                              'as a fourth worker D in the same interleaved runs')
     parser.add_argument('--gemm-size', type=int, default=2048,
-                        help='matrix size of the fp32 GEMM that measures the achievable peak')
+                        help='matrix size of the fp32 GEMM that measures the achievable rate')
     # internal: run as the project's benchmark worker
     parser.add_argument('--worker', default=None, choices=['project'], help=argparse.SUPPRESS)
     parser.add_argument('--iterations', type=int, default=None, help=argparse.SUPPRESS)
@@ -118,7 +121,7 @@ def parse_args(argv=None):
 
 
 # ------------------------------------------------------------------------------------------
-# Analytic FLOPs and the machine's peak
+# Analytic FLOPs and the measured fp32 ceiling
 
 
 def _conv_layers(block):
@@ -221,8 +224,9 @@ def flops_per_image(nz=100, ngf=64, ndf=64, resolution=64, input_grad_only=False
 def measure_gemm(repeats, ctx=None, size=2048):
     """Achievable fp32 rate: GFLOP/s of a ``size`` x ``size`` matrix product (``mx.nd.dot``).
 
-    A measured ceiling beside the nominal peak of :func:`estimate_peak`, which cannot see the
-    turbo clock of a virtual machine. The best of ``repeats`` timed products is kept.
+    The ceiling the training steps are compared with: unlike a nominal peak from the clock and
+    the instruction set, it sees the real clock and memory system. The best of ``repeats`` timed
+    products is kept.
     """
     import mxnet as mx
     ctx = ctx or mx.cpu()
@@ -237,86 +241,6 @@ def measure_gemm(repeats, ctx=None, size=2048):
         best = elapsed if best is None else min(best, elapsed)
     return {'size': size, 'seconds': best,
             'gflops': 2.0 * size ** 3 / best / 1e9}
-
-
-def _cpuinfo():
-    info = {}
-    try:
-        with open('/proc/cpuinfo') as f:
-            for line in f:
-                if not line.strip():
-                    if info:
-                        break
-                    continue
-                key, _, value = line.partition(':')
-                info[key.strip()] = value.strip()
-    except OSError:
-        pass
-    return info
-
-
-def usable_cores():
-    """CPUs this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
-
-
-def estimate_peak(cores=None):
-    """Estimate the fp32 peak (GFLOP/s) as cores x GHz x FLOPs per cycle, from /proc/cpuinfo.
-
-    Assumptions, stated in the returned ``basis``:
-
-    - FLOPs per cycle per core from the instruction set (an FMA counts 2 FLOPs per lane):
-      AMD family 25 with AVX-512 (Zen 4) runs 512-bit FMAs on two 256-bit pipes: 32;
-      later AMD with AVX-512 (Zen 5) and Intel with AVX-512 are taken to have two 512-bit FMA
-      units: 64 (Intel parts with one such unit reach 32); AVX2 with FMA: two 256-bit FMA
-      units, 32; AVX without FMA: 16; otherwise SSE: 8.
-    - The clock is the ``cpu MHz`` that /proc/cpuinfo reports (often the base clock inside a
-      virtual machine; turbo is not counted).
-    - Cores are the usable CPUs, scaled by ``cpu cores / siblings`` when SMT siblings share
-      a core's FMA units.
-
-    Returns
-    -------
-    dict
-        ``gflops`` (None when it cannot be determined), ``cores``, ``ghz``,
-        ``flops_per_cycle``, ``cpu`` and ``basis``.
-    """
-    info = _cpuinfo()
-    cores = cores or usable_cores()
-    flags = set(info.get('flags', '').split())
-    result = {'gflops': None, 'cores': cores, 'ghz': None, 'flops_per_cycle': None,
-              'cpu': info.get('model name')}
-    try:
-        ghz = float(info['cpu MHz']) / 1000.0
-    except (KeyError, ValueError):
-        result['basis'] = 'not determined: no clock in /proc/cpuinfo'
-        return result
-    vendor, family = info.get('vendor_id', ''), int(info.get('cpu family', 0) or 0)
-    if 'avx512f' in flags and vendor == 'AuthenticAMD' and family <= 25:
-        fpc, why = 32, 'AMD family %d with AVX-512 (Zen 4): two 256-bit FMA pipes' % family
-    elif 'avx512f' in flags:
-        fpc, why = 64, '%s with AVX-512: assumed two 512-bit FMA units' % (vendor or 'CPU')
-    elif 'avx2' in flags and 'fma' in flags:
-        fpc, why = 32, 'AVX2 + FMA: two 256-bit FMA units'
-    elif 'avx' in flags:
-        fpc, why = 16, 'AVX without FMA: one 256-bit add and one multiply per cycle'
-    elif flags:
-        fpc, why = 8, 'SSE: one 128-bit add and one multiply per cycle'
-    else:
-        result['basis'] = 'not determined: no CPU flags in /proc/cpuinfo'
-        return result
-    try:
-        smt = int(info['siblings']) / float(info['cpu cores'])
-    except (KeyError, ValueError, ZeroDivisionError):
-        smt = 1.0
-    physical = cores / smt if smt > 1 else cores
-    result.update(gflops=physical * ghz * fpc, ghz=ghz, flops_per_cycle=fpc,
-                  basis='%g cores x %.2f GHz (cpu MHz in /proc/cpuinfo, no turbo) x %d fp32 '
-                        'FLOPs/cycle (%s)' % (physical, ghz, fpc, why))
-    return result
 
 
 # ------------------------------------------------------------------------------------------
@@ -358,24 +282,15 @@ class _Gate(object):
         if self.ready is not None:
             ref.reply(self.stream, **self.ready)
             self.ready = None
-        while self.remaining == 0:
-            words = sys.stdin.readline().split()
-            if not words or words[0] == 'quit':
+        if self.remaining == 0:
+            count = ref.next_run(self.commands, self.stream)
+            if count is None:
                 self.closed = True
                 return False
-            count = int(words[1]) if len(words) > 1 else 1
-            if words[0] == 'run':
-                if count < 1:
-                    ref.reply(self.stream, status='error', message='run needs N >= 1')
-                    continue
-                self.log_lines = sum(1 for it in range(self.done + 1, self.done + count + 1)
-                                     if it % self.log_interval == 0)
-                self.remaining = count
-                self.started = ref.timer_start()
-            elif words[0] in self.commands:
-                ref.reply(self.stream, status='ok', **self.commands[words[0]](count))
-            else:
-                ref.reply(self.stream, status='error', message='unknown command %r' % words[0])
+            self.log_lines = sum(1 for it in range(self.done + 1, self.done + count + 1)
+                                 if it % self.log_interval == 0)
+            self.remaining = count
+            self.started = ref.timer_start()
         self.remaining -= 1
         self.done += 1
         return True
@@ -516,8 +431,7 @@ def _project_worker(args):
                 handlers.append(board)
         handlers.append(gate)
         estimator.fit(data, total, event_handlers=handlers)
-        ref.reply(stream, status='bye',
-                  maxrss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        ref.say_goodbye(stream)
     finally:
         shutil.rmtree(save_dir, ignore_errors=True)
 
@@ -708,7 +622,6 @@ def run_benchmark(args, progress=None):
     per_image = {'A': flops['project'], 'B': flops['reference'], 'C': flops['reference'],
                  'D': flops['project']}
     gflops = {name: rates[key] * per_image[key] / 1e9 for key, name, _ in timed}
-    peak = estimate_peak()
     features = sorted(ready['A']['threads']['mxnet_features'])
     notes.append('A: sample and checkpoint intervals are %d iterations, more than the %d the '
                  'worker runs, and its loader serves them as one epoch, so no sample grid, '
@@ -745,9 +658,6 @@ def run_benchmark(args, progress=None):
         'mxnet_features': features,
         'flops_per_image': flops,
         'gflops': gflops,
-        'peak': peak,
-        'peak_fraction': {name: (g / peak['gflops'] if peak['gflops'] else None)
-                          for name, g in gflops.items()},
         'gemm_gflops': extras['gemm']['gflops'],
         'gemm_fraction': {name: g / extras['gemm']['gflops'] for name, g in gflops.items()},
         'settings': {'batch_size': args.batch_size, 'image_size': config['image_size'],
@@ -807,7 +717,6 @@ def format_report(result):
             t['cores_busy'], result['peak_rss_mb'][name],
             ' '.join('%.2f' % x for x in result['times'][name])))
     flops = result['flops_per_image']
-    peak = result['peak']
     lines += ['',
               'ratio A/B (project vs tutorial with MXNet defaults): %.2fx' % result['ratio'],
               'ratio A/C (project vs tutorial with the project\'s threads): %.2fx'
@@ -824,14 +733,6 @@ def format_report(result):
               % (flops['project'] / 1e9, flops['formula']['project'], flops['reference'] / 1e9,
                  flops['formula']['reference'], flops['generator_forward'] / 1e9,
                  flops['discriminator_forward'] / 1e9)]
-    if peak['gflops']:
-        lines.append('fp32 peak (estimate): %.0f GFLOP/s = %s; achieved: A %.0f%%, B %.0f%%, '
-                     'C %.0f%%' % (peak['gflops'], peak['basis'],
-                                   100 * result['peak_fraction']['project'],
-                                   100 * result['peak_fraction']['reference_default'],
-                                   100 * result['peak_fraction']['reference_tuned']))
-    else:
-        lines.append('fp32 peak: %s' % peak['basis'])
     if result.get('gemm_gflops'):
         lines.append('measured fp32 GEMM (mx.nd.dot %dx%d, best of 5): %.0f GFLOP/s; achieved: '
                      'A %.0f%%, C %.0f%% of it'

@@ -32,6 +32,7 @@ import time
 from .utils.cli import prog
 
 from .utils.cli import add_debug_flag, command
+from .utils.cores import usable_cores
 
 __all__ = ['free_port', 'role_environment', 'Job', 'parse_args', 'main']
 
@@ -41,13 +42,6 @@ def free_port(host='127.0.0.1'):
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
         return sock.getsockname()[1]
-
-
-def _usable_cores():
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
 
 
 def role_environment(role, port, num_workers, num_servers, host='127.0.0.1', base=None):
@@ -67,7 +61,7 @@ def role_environment(role, port, num_workers, num_servers, host='127.0.0.1', bas
                 'DMLC_NODE_HOST': host,
                 'PYTHONUNBUFFERED': '1'})
     if 'OMP_NUM_THREADS' not in env:
-        threads = max(1, _usable_cores() // num_workers) if role == 'worker' else 1
+        threads = max(1, usable_cores() // num_workers) if role == 'worker' else 1
         env['OMP_NUM_THREADS'] = str(threads)
     return env
 

@@ -15,7 +15,8 @@ This is the baseline of ``python -m gluoncv_gan.benchmark`` and of the equivalen
 
 The module imports nothing from ``gluoncv_gan``: the benchmark runs it as a file in a process of
 its own, so that MXNet starts with its default thread settings (the package's ``__init__``
-would set ``OMP_NUM_THREADS``). Run that way (``--worker``), it serves timing requests on stdin.
+would set ``OMP_NUM_THREADS``). Run that way (``--worker``), it serves timing requests on stdin
+with :func:`next_run`, the request loop of the benchmark's project worker too.
 """
 import os
 import sys
@@ -39,7 +40,7 @@ from mxnet.gluon import nn  # noqa: E402
 
 __all__ = ['build_generator', 'build_discriminator', 'facc', 'copy_parameters',
            'TutorialTrainer', 'run_batches', 'openmp_max_threads', 'os_thread_count',
-           'thread_report', 'timer_start', 'timer_stop']
+           'thread_report', 'next_run', 'say_goodbye', 'timer_start', 'timer_stop']
 
 # Environment variables that change how many threads MXNet, OpenMP or BLAS use.
 THREAD_VARIABLES = ('OMP_NUM_THREADS', 'MKL_NUM_THREADS', 'OPENBLAS_NUM_THREADS',
@@ -336,19 +337,36 @@ def protocol_stream():
     return stream
 
 
-def serve(commands, stream, stdin=None):
-    """Answer ``<command> <n>`` lines with ``commands[command](n)`` until ``quit`` (or EOF)."""
+def next_run(commands, stream, stdin=None):
+    """The request loop of every benchmark worker: wait for the next ``run N``.
+
+    Each other request line, ``<command> [n]``, is answered at once with
+    ``commands[command](n)`` (n defaults to 1) as one JSON line on ``stream``.
+
+    Returns
+    -------
+    int or None
+        N of the ``run N`` request, or None on ``quit`` or the end of the input.
+    """
     stdin = stdin or sys.stdin
     while True:
         words = stdin.readline().split()
         if not words or words[0] == 'quit':
-            usage = resource.getrusage(resource.RUSAGE_SELF)
-            reply(stream, status='bye', maxrss_kb=usage.ru_maxrss)
-            return
-        if words[0] not in commands:
+            return None
+        count = int(words[1]) if len(words) > 1 else 1
+        if words[0] == 'run' and count >= 1:
+            return count
+        if words[0] == 'run':
+            reply(stream, status='error', message='run needs N >= 1')
+        elif words[0] in commands:
+            reply(stream, status='ok', **commands[words[0]](count))
+        else:
             reply(stream, status='error', message='unknown command %r' % words[0])
-            continue
-        reply(stream, status='ok', **commands[words[0]](int(words[1])))
+
+
+def say_goodbye(stream):
+    """The worker's last reply: its peak resident memory."""
+    reply(stream, status='bye', maxrss_kb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 
 
 def timer_start():
@@ -395,7 +413,12 @@ def _worker_main(argv=None):
     trainer = TutorialTrainer()
     reply(stream, status='ready', pre_import=PRE_IMPORT_STATE, threads=thread_report(),
           num_images=int(data.shape[0]))
-    serve({'run': lambda n: timed(lambda k: run_batches(trainer, data_iter, k), n)}, stream)
+    while True:
+        count = next_run({}, stream)
+        if count is None:
+            break
+        reply(stream, status='ok', **timed(lambda n: run_batches(trainer, data_iter, n), count))
+    say_goodbye(stream)
 
 
 if __name__ == '__main__':

@@ -20,9 +20,19 @@ WARNING_FILTERS = [
 ]
 
 
+# Seconds a test may run before pytest-timeout stops it with a stack dump, so that a hung
+# subprocess or lock fails one test instead of blocking the run; longer tests carry
+# @pytest.mark.timeout(N). --timeout, $PYTEST_TIMEOUT or an ini ``timeout`` replace it.
+DEFAULT_TIMEOUT = 300
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-timeout reads its settings
 def pytest_configure(config):
     for line in WARNING_FILTERS:
         config.addinivalue_line('filterwarnings', line)
+    if (config.pluginmanager.hasplugin('timeout') and config.getoption('timeout') is None
+            and not os.environ.get('PYTEST_TIMEOUT') and not config.getini('timeout')):
+        config.option.timeout = DEFAULT_TIMEOUT
 
 
 def lfw_archive():

@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 
 import mxnet as mx
 import numpy as np
@@ -23,6 +22,7 @@ from gluoncv_gan.distributed import Distribution
 from gluoncv_gan.estimator import GANEstimator
 from gluoncv_gan.launch import parse_args as parse_launch_args
 from gluoncv_gan.loss import VanillaGANLoss
+from output_reader import OutputReader
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SMALL = ['--dataset', 'lfw_sample', '--ngf', '8', '--ndf', '8', '--nz', '16',
@@ -154,20 +154,17 @@ def _process_groups():
 
 
 def _start_and_wait_for_iteration(args, env, iteration=3, timeout=90):
-    """Start a job; return (launcher, {process name: pid}, lines) once it logged ``iteration``."""
-    proc = launch(args, env)
-    pids, lines = {}, []
-    deadline = time.time() + timeout
-    for line in proc.stdout:
-        lines.append(line)
+    """Start a job; return (launcher's OutputReader, {process name: pid}) once it logged
+    ``iteration``."""
+    job = OutputReader(launch(args, env))
+    lines = job.wait_for(' at iter %d ' % iteration, timeout=timeout)
+    pids = {}
+    for line in lines:
         started = re.match(r'\[launch\] started (.+) \(pid (\d+)\)', line)
         if started:
             pids[started.group(1)] = int(started.group(2))
-        if ' at iter %d ' % iteration in line:
-            break
-        assert time.time() < deadline, ''.join(lines)
     assert set(pids) == {'scheduler', 'server 0', 'worker 0', 'worker 1'}, ''.join(lines)
-    return proc, pids, lines
+    return job, pids
 
 
 @pytest.mark.parametrize('target, signum, message', [
@@ -177,17 +174,15 @@ def _start_and_wait_for_iteration(args, env, iteration=3, timeout=90):
 def test_a_killed_worker_or_ctrl_c_stops_the_whole_job(tmp_path, job_env, target, signum,
                                                        message):
     """SIGKILL one worker mid-training (or Ctrl-C the launcher): the launcher stops the
-    scheduler, the server and the workers, exits non-zero within a bounded time, and leaves no
-    process behind (none of the job's pids or process groups is alive)."""
-    proc, pids, _ = _start_and_wait_for_iteration(
+    scheduler, the server and the workers, exits non-zero (the job of 5000 iterations would
+    outlast the wait's timeout), and leaves no process behind (none of the job's pids or
+    process groups is alive)."""
+    job, pids = _start_and_wait_for_iteration(
         SMALL + ['--kvstore', 'dist_sync', '--batch-size', '8', '--iterations', '5000',
                  '--save-dir', str(tmp_path / 'run')], job_env)
-    os.kill(proc.pid if target == 'launcher' else pids[target], signum)
-    killed_at = time.time()
-    out, _ = proc.communicate(timeout=60)
-    elapsed = time.time() - killed_at
-    assert proc.returncode != 0
-    assert elapsed < 30, elapsed
+    os.kill(job.proc.pid if target == 'launcher' else pids[target], signum)
+    out = job.finish(timeout=60)
+    assert job.proc.returncode != 0
     assert message in out
     left = {pgid: members for pgid, members in _process_groups().items()
             if pgid in pids.values()}

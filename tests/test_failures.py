@@ -11,7 +11,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import cv2
 import mxnet as mx
@@ -25,6 +24,7 @@ from gluoncv_gan.data.lfw import SAMPLE_ROOT
 from gluoncv_gan.estimator import checkpoint as ckpt
 from gluoncv_gan.pipeline import training
 from gluoncv_gan.utils.cli import DEBUG_VARIABLE, UserError
+from output_reader import OutputReader
 from params_check import assert_same_parameters
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -174,28 +174,14 @@ def _popen(args):
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _wait_for(proc, text, timeout=TIMEOUT):
-    """Read ``proc``'s output until a line holds ``text``; the lines read."""
-    deadline, lines = time.time() + timeout, []
-    for line in proc.stdout:
-        lines.append(line)
-        if text in line:
-            return lines
-        if time.time() > deadline:
-            break
-    proc.kill()
-    proc.wait(30)
-    pytest.fail('no line with %r in time:\n%s' % (text, ''.join(lines)))
-
-
 def test_sigint_stops_with_a_checkpoint_and_the_resume_is_bit_identical(tmp_path):
     common = SMALL + ['--iterations', '24', '--log-interval', '1', '--checkpoint-interval', '0']
     whole = _popen(common + ['--save-dir', str(tmp_path / 'whole')])
-    stopped = _popen(common + ['--save-dir', str(tmp_path / 'stopped')])
-    _wait_for(stopped, ' at iter 9 ')
-    stopped.send_signal(signal.SIGINT)
-    out, _ = stopped.communicate(timeout=TIMEOUT)
-    assert stopped.returncode == 130, out
+    stopped = OutputReader(_popen(common + ['--save-dir', str(tmp_path / 'stopped')]))
+    stopped.wait_for(' at iter 9 ', TIMEOUT)
+    stopped.proc.send_signal(signal.SIGINT)
+    out = stopped.finish(TIMEOUT)
+    assert stopped.proc.returncode == 130, out
     assert 'Traceback' not in out and 'KeyboardInterrupt' not in out
     line = [x for x in out.splitlines() if 'stopped at iteration' in x][0]
     iteration = int(line.split('stopped at iteration ')[1].split(';')[0])
@@ -214,12 +200,13 @@ def test_sigint_stops_with_a_checkpoint_and_the_resume_is_bit_identical(tmp_path
 
 
 def test_sigterm_stops_with_exit_143_and_a_checkpoint(tmp_path):
-    proc = _popen(SMALL + ['--iterations', '500', '--log-interval', '1', '--checkpoint-interval',
-                           '0', '--save-dir', str(tmp_path / 'run')])
-    _wait_for(proc, ' at iter 3 ')
-    proc.send_signal(signal.SIGTERM)
-    out, _ = proc.communicate(timeout=TIMEOUT)
-    assert proc.returncode == 143, out
+    run = OutputReader(_popen(SMALL + ['--iterations', '500', '--log-interval', '1',
+                                       '--checkpoint-interval', '0',
+                                       '--save-dir', str(tmp_path / 'run')]))
+    run.wait_for(' at iter 3 ', TIMEOUT)
+    run.proc.send_signal(signal.SIGTERM)
+    out = run.finish(TIMEOUT)
+    assert run.proc.returncode == 143, out
     assert 'stopped at iteration' in out and 'Traceback' not in out
     found = checkpoints_of(tmp_path / 'run')
     assert len(found) == 1 and ckpt.checkpoint_problem(found[0][1]) is None
@@ -230,13 +217,13 @@ def test_second_ctrl_c_aborts_at_once_and_leaves_whole_checkpoints(tmp_path):
     args = ['--dataset', 'lfw_sample', '--batch-size', '32', '--sample-interval', '0',
             '--iterations', '500', '--log-interval', '1', '--checkpoint-interval', '2',
             '--save-dir', str(tmp_path / 'run')]
-    proc = _popen(args)
-    _wait_for(proc, ' at iter 3 ')
-    proc.send_signal(signal.SIGINT)
-    _wait_for(proc, 'Received SIGINT')
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=60)
-    assert proc.returncode == -signal.SIGINT, out
+    run = OutputReader(_popen(args))
+    run.wait_for(' at iter 3 ', TIMEOUT)
+    run.proc.send_signal(signal.SIGINT)
+    run.wait_for('Received SIGINT', TIMEOUT)
+    run.proc.send_signal(signal.SIGINT)
+    out = run.finish(60)
+    assert run.proc.returncode == -signal.SIGINT, out
     assert 'stopped at iteration' not in out
     for _, path in checkpoints_of(tmp_path / 'run'):
         assert ckpt.checkpoint_problem(path) is None
@@ -248,13 +235,13 @@ def test_launcher_forwards_ctrl_c_and_the_workers_checkpoint(tmp_path):
                sys.executable, '-m', 'gluoncv_gan.train', '--kvstore', 'dist_sync', '--iterations', '500',
                '--log-interval', '1', '--checkpoint-interval', '0',
                '--save-dir', str(tmp_path / 'run')] + SMALL
-    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    lines = _wait_for(proc, ' at iter 3 ')
+    job = OutputReader(subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE,
+                                        stderr=subprocess.STDOUT, text=True))
+    lines = job.wait_for(' at iter 3 ', TIMEOUT)
     pids = [int(x.split('(pid ')[1].rstrip(')\n')) for x in lines if '(pid ' in x]
-    proc.send_signal(signal.SIGINT)
-    out, _ = proc.communicate(timeout=TIMEOUT)
-    assert proc.returncode == 130, out
+    job.proc.send_signal(signal.SIGINT)
+    out = job.finish(TIMEOUT)
+    assert job.proc.returncode == 130, out
     stops = [x for x in out.splitlines() if 'stopped at iteration' in x]
     assert len(stops) == 2, out  # both workers, at the same iteration
     iterations = {x.split('stopped at iteration ')[1].split(';')[0] for x in stops}
@@ -270,7 +257,8 @@ def test_launcher_forwards_ctrl_c_and_the_workers_checkpoint(tmp_path):
 # 4. checkpoint fallback
 # ---------------------------------------------------------------------------------------------
 def _truncate(path):
-    data = open(path, 'rb').read()
+    with open(path, 'rb') as f:
+        data = f.read()
     with open(path, 'wb') as f:
         f.write(data[:len(data) // 2])
 
@@ -324,7 +312,8 @@ def test_truncated_jpeg_and_png_are_skipped_and_listed(tmp_path, caplog):
     assert len(data) == 5
     for path, word in ((jpeg, 'truncated JPEG'), (png, 'truncated PNG')):
         assert any(path in r.getMessage() and word in r.getMessage() for r in caplog.records)
-    meta = json.load(open(data.cache_path[:-4] + '.json'))
+    with open(data.cache_path[:-4] + '.json') as f:
+        meta = json.load(f)
     assert sorted(meta['skipped']) == ['someone/' + os.path.basename(jpeg), 'someone/cut.png']
     assert meta['skipped_reasons']['someone/cut.png'].startswith('truncated PNG')
 

@@ -148,6 +148,17 @@ def _cores():
         return os.cpu_count() or 1
 
 
+def test_usable_cores_counts_the_affinity_mask_else_every_cpu(monkeypatch):
+    from gluoncv_gan.utils.cores import usable_cores
+    monkeypatch.setattr(os, 'sched_getaffinity', lambda pid: {0, 5}, raising=False)
+    monkeypatch.setattr(os, 'cpu_count', lambda: 8)
+    assert usable_cores() == 2
+    monkeypatch.delattr(os, 'sched_getaffinity')
+    assert usable_cores() == 8
+    monkeypatch.setattr(os, 'cpu_count', lambda: None)  # undeterminable
+    assert usable_cores() == 1
+
+
 def test_mxnet_imported_first_warns_how_to_set_the_threads():
     if _cores() < 2:
         pytest.skip('one core: MXNet uses it whatever the import order')

@@ -275,6 +275,7 @@ def _low_frequency_spread(net, num=128, seed=5):
     return float(pooled.std(axis=0).mean())
 
 
+@pytest.mark.timeout(900)  # each case trains for minutes: up to 270 s on two busy cores
 @pytest.mark.parametrize('model, collapses', [('dcgan_lfw', True), ('lsgan_lfw', False)])
 def test_least_squares_collapses_with_a_batchnorm_discriminator_only(tmp_path, model, collapses):
     """The LSGAN collapse signature: with the tutorial's BatchNorm discriminator the least-squares

@@ -165,6 +165,7 @@ def test_interpolate_grid_has_one_walk_per_row(weights, tmp_path):
 # --------------------------------------------------------------------------------------------
 # weights sources
 # --------------------------------------------------------------------------------------------
+@pytest.mark.timeout(600)  # up to 170 s on two busy cores
 def test_run_and_checkpoint_folders_load_like_the_params_file(weights, tmp_path):
     outs = [_run('--params', source, '--num', 3, '--out', tmp_path / 'x.npy')
             for source in (weights['params'], weights['checkpoint'], weights['run'])]

@@ -4,7 +4,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import mxnet as mx
 import numpy as np
@@ -19,6 +18,7 @@ from gluoncv_gan.estimator.checkpoint import list_checkpoints
 from gluoncv_gan.loss import VanillaGANLoss
 from gluoncv_gan.model_zoo import get_model
 from gluoncv_gan.utils.config import ConfigError, load_config
+from output_reader import OutputReader
 from params_check import assert_same_parameters
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -169,15 +169,11 @@ def test_sigkill_and_resume_equals_uninterrupted_run(tmp_path):
     common = SMALL + ['--iterations', '24', '--log-interval', '1', '--checkpoint-interval', '4',
                       '--sample-interval', '0']
     whole = _run(common + ['--save-dir', str(tmp_path / 'whole')])
-    killed = _run(common + ['--save-dir', str(tmp_path / 'killed')])
-    deadline = time.time() + 120
-    for line in killed.stdout:
-        if ' at iter 14 ' in line:
-            killed.send_signal(signal.SIGKILL)
-            break
-        assert time.time() < deadline, 'the training run did not reach iteration 14'
-    killed.wait(30)
-    assert killed.returncode == -signal.SIGKILL
+    killed = OutputReader(_run(common + ['--save-dir', str(tmp_path / 'killed')]))
+    killed.wait_for(' at iter 14 ', timeout=120)
+    killed.proc.send_signal(signal.SIGKILL)
+    killed.finish(timeout=30)
+    assert killed.proc.returncode == -signal.SIGKILL
     assert not (tmp_path / 'killed' / 'model.params').exists()
     resumed = _run(['--resume', str(tmp_path / 'killed')])
     out, _ = resumed.communicate(timeout=120)

@@ -23,14 +23,13 @@ import os
 
 import mxnet as mx
 
-from ..utils.config import ConfigError
+from ..utils.config import KVSTORE_TYPES, ConfigError
 from .horovod import import_horovod
 from .kvstore import KeyRange, ServerUpdateTrainer, SharedKVStore
 
 __all__ = ['KVSTORE_TYPES', 'Distribution', 'setup', 'save_worker_parameters', 'SharedKVStore',
            'KeyRange', 'ServerUpdateTrainer']
 
-KVSTORE_TYPES = ('device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async')
 # what a worker of a parameter-server job needs (set by gluoncv_gan.launch or MXNet's launcher)
 PS_VARIABLES = ('DMLC_ROLE', 'DMLC_PS_ROOT_URI', 'DMLC_PS_ROOT_PORT', 'DMLC_NUM_WORKER',
                 'DMLC_NUM_SERVER')

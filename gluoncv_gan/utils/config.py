@@ -15,8 +15,13 @@ from .cli import UserError
 from .fileio import atomic_path
 from .registry import MODELS, OBJECTIVES, Registry
 
-__all__ = ['ConfigError', 'Key', 'SCHEMA', 'default_config', 'load_config', 'validate_config',
-           'save_config', 'read_config_file', 'flag_of', 'add_config_flags', 'overrides_from_args']
+__all__ = ['ConfigError', 'KVSTORE_TYPES', 'Key', 'SCHEMA', 'default_config', 'load_config',
+           'validate_config', 'save_config', 'read_config_file', 'flag_of', 'add_config_flags',
+           'overrides_from_args']
+
+
+# gradient reduction: one process ('device', 'local') or a parameter-server job ('dist_*')
+KVSTORE_TYPES = ('device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async')
 
 
 class ConfigError(UserError, ValueError):
@@ -123,9 +128,8 @@ SCHEMA = {
     'cpus': Key(int, 1, _positive, _POSITIVE,
                 'CPU contexts when --gpus is empty (more than 1 only to test multi-device '
                 'training: they share the same cores)'),
-    'kvstore': Key(str, 'device', ('device', 'local', 'dist_sync', 'dist_device_sync',
-                                   'dist_async'),
-                   'device, local, dist_sync, dist_device_sync or dist_async',
+    'kvstore': Key(str, 'device', KVSTORE_TYPES,
+                   '%s or %s' % (', '.join(KVSTORE_TYPES[:-1]), KVSTORE_TYPES[-1]),
                    'gradient reduction: device or local (one process), dist_sync, '
                    'dist_device_sync or dist_async (parameter servers: start with python -m '
                    'gluoncv_gan.launch)'),
