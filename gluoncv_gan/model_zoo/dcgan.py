@@ -227,15 +227,14 @@ def get_dcgan(dataset, resolution=64, pretrained=False, ctx=mx.cpu(), root=None,
     return net
 
 
-@register_model
-def dcgan_lfw(pretrained=False, ctx=mx.cpu(), root=None, **kwargs):
-    """DCGAN for 64x64 LFW faces: the MXNet tutorial's networks and recipe
-    (configs/dcgan_lfw.yaml).
-
+# the sections every model-zoo constructor shares; zoo_constructor appends them
+_CONSTRUCTOR_SECTIONS = """
     Parameters
     ----------
     pretrained : bool or str, default False
-        True loads the published weights; a string selects a weights version by hash tag.
+        True loads the published weights (where none are at hand, the error names the file,
+        its sha1 and how to point the model store at a copy); a string selects a weights
+        version by hash tag.
     ctx : Context, default CPU
         Device of the parameters.
     root : str, default '$MXNET_HOME/models'
@@ -246,31 +245,36 @@ def dcgan_lfw(pretrained=False, ctx=mx.cpu(), root=None, **kwargs):
     Returns
     -------
     DCGAN
-        ``.generator`` (100-d latent to 3x64x64 in [-1, 1]) and ``.discriminator``.
+        ``.generator`` (100-d latent to 3x%(size)dx%(size)d in [-1, 1]) and ``.discriminator``.
+"""
+
+
+def zoo_constructor(resolution):
+    """Register a model-zoo constructor, completing its docstring with the shared sections.
+
+    Parameters
+    ----------
+    resolution : int
+        Height and width of the images the constructor's model makes.
+    """
+    def register(constructor):
+        constructor.__doc__ = (constructor.__doc__.rstrip() + '\n'
+                               + _CONSTRUCTOR_SECTIONS % {'size': resolution})
+        return register_model(constructor)
+    return register
+
+
+@zoo_constructor(resolution=64)
+def dcgan_lfw(pretrained=False, ctx=mx.cpu(), root=None, **kwargs):
+    """DCGAN for 64x64 LFW faces: the MXNet tutorial's networks and recipe
+    (configs/dcgan_lfw.yaml).
     """
     return get_dcgan('lfw', 64, pretrained=pretrained, ctx=ctx, root=root, **kwargs)
 
 
-@register_model
+@zoo_constructor(resolution=128)
 def dcgan_lfw_128(pretrained=False, ctx=mx.cpu(), root=None, **kwargs):
     """DCGAN for 128x128 LFW faces: the tutorial's networks with one more block each
     (configs/dcgan_lfw_128.yaml).
-
-    Parameters
-    ----------
-    pretrained : bool or str, default False
-        True loads the published weights (none are published for this name yet: that raises
-        an error saying so); a string selects a weights version by hash tag.
-    ctx : Context, default CPU
-        Device of the parameters.
-    root : str, default '$MXNET_HOME/models'
-        Cache of pretrained weights.
-    **kwargs
-        Passed to :class:`DCGAN` (nz, ngf, ndf).
-
-    Returns
-    -------
-    DCGAN
-        ``.generator`` (100-d latent to 3x128x128 in [-1, 1]) and ``.discriminator``.
     """
     return get_dcgan('lfw', 128, pretrained=pretrained, ctx=ctx, root=root, **kwargs)
