@@ -31,6 +31,10 @@ INSTALL_REQUIRES = [
     'Pillow>=9.1',
 ]
 
+# The wheel ships dcgan_lfw's weights only, to stay small (under 40 MB); the other names'
+# weights live in the same folder of a clone, or come from $GLUONCV_GAN_REPO (docs/model_zoo.md).
+SHIPPED_WEIGHTS = ['model_zoo/weights/dcgan_lfw-7c1a217d.zip']
+
 EXTRAS_REQUIRE = {
     'cpu': ['mxnet==1.9.1'],
     # wheel: tests/test_packaging.py builds the project's wheel without network access
@@ -49,7 +53,7 @@ setup(
     license='Apache-2.0',
     python_requires='>=3.11,<3.12',
     packages=find_packages(include=['gluoncv_gan', 'gluoncv_gan.*']),
-    package_data={'gluoncv_gan': ['data/lfw_sample/*/*/*.jpg', 'model_zoo/weights/*.zip']},
+    package_data={'gluoncv_gan': ['data/lfw_sample/*/*/*.jpg'] + SHIPPED_WEIGHTS},
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS_REQUIRE,
     entry_points={'console_scripts': [

@@ -110,6 +110,16 @@ def project_wheel(tmp_path_factory):
     return wheel
 
 
+def test_wheel_is_small_and_holds_the_bundled_faces_and_dcgan_lfw_weights_only(project_wheel):
+    assert os.path.getsize(project_wheel) < 40 * 1024 ** 2
+    with zipfile.ZipFile(project_wheel) as archive:
+        names = archive.namelist()
+    faces = [n for n in names if n.startswith('gluoncv_gan/data/lfw_sample/') and n.endswith('.jpg')]
+    assert len(faces) == 300  # the bundled sample of the README's main job
+    weights = sorted(n for n in names if n.startswith('gluoncv_gan/model_zoo/weights/'))
+    assert weights == ['gluoncv_gan/model_zoo/weights/dcgan_lfw-7c1a217d.zip']  # docs/model_zoo.md
+
+
 def test_wheel_does_not_require_mxnet(project_wheel):
     requirements = wheel_requirements(project_wheel)
     assert requirements['mxnet'] == ['extra == "cpu"']
