@@ -9,6 +9,7 @@ from mxnet.gluon.contrib.estimator.batch_processor import BatchProcessor
 from mxnet.gluon.contrib.estimator.event_handler import GradientUpdateHandler, LoggingHandler
 from mxnet.gluon.utils import split_and_load
 
+from ..utils.seeds import LATENT_BATCH_SALT
 from .checkpoint import NonFiniteError
 from .metrics import GANStepOutput, gan_metrics
 
@@ -21,7 +22,7 @@ def latent_batch(seed, iteration, batch_size, nz):
     Drawing them this way, rather than from MXNet's global random state (which cannot be saved),
     is what lets a resumed run repeat an uninterrupted one exactly.
     """
-    rng = np.random.RandomState([seed, iteration, 0x5A])
+    rng = np.random.RandomState([seed, iteration, LATENT_BATCH_SALT])
     return rng.standard_normal((batch_size, nz, 1, 1)).astype(np.float32)
 
 
