@@ -307,8 +307,8 @@ def _gated_loader_class():
         """
 
         def __init__(self, dataset, batch_size, seed, length, gate):
-            super(GatedLoader, self).__init__(dataset, batch_size, seed=seed)
-            self._per_epoch = super(GatedLoader, self).__len__()
+            super().__init__(dataset, batch_size, seed=seed)
+            self._per_epoch = super().__len__()
             self._length, self._gate = length, gate
 
         def __len__(self):

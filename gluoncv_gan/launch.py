@@ -88,7 +88,7 @@ class _Stop(Exception):
     """The launcher was asked to stop (SIGTERM, SIGHUP)."""
 
     def __init__(self, signum):
-        super(_Stop, self).__init__(signum)
+        super().__init__(signum)
         self.signum = signum
 
 

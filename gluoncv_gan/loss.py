@@ -34,7 +34,7 @@ class GANObjective(gluon.loss.Loss):
     """Base class of GAN objectives (a Gluon Loss, so GluonCV's estimator accepts it)."""
 
     def __init__(self, weight=None, batch_axis=0, **kwargs):
-        super(GANObjective, self).__init__(weight, batch_axis, **kwargs)
+        super().__init__(weight, batch_axis, **kwargs)
 
     def d_loss(self, real_out, fake_out):
         """The discriminator's loss: that of real outputs labelled 1 plus fake ones labelled 0."""
@@ -66,7 +66,7 @@ class VanillaGANLoss(GANObjective):
     """
 
     def __init__(self, **kwargs):
-        super(VanillaGANLoss, self).__init__(**kwargs)
+        super().__init__(**kwargs)
         self._bce = gluon.loss.SigmoidBinaryCrossEntropyLoss(from_sigmoid=False)
 
     def hybrid_forward(self, F, out, target):

@@ -67,7 +67,7 @@ class FaceFolder(VisionDataset):
         self._root = os.path.abspath(os.path.expanduser(root))
         self._size, self._transform, self._interpolation = size, transform, interpolation
         files = self._list_files()  # before the base class, whose error has no fix to offer
-        super(FaceFolder, self).__init__(self._root)
+        super().__init__(self._root)
         self.images = None
         if use_cache:
             if cache_dir is None:
@@ -181,7 +181,7 @@ class LFW(FaceFolder):
             image_root = root
         if cache_dir is None:
             cache_dir = os.path.join(root, 'cache')
-        super(LFW, self).__init__(image_root, size=size, use_cache=use_cache, cache_dir=cache_dir,
+        super().__init__(image_root, size=size, use_cache=use_cache, cache_dir=cache_dir,
                                   transform=transform, **kwargs)
 
     def _cache_prefix(self):
@@ -193,7 +193,7 @@ class LFW(FaceFolder):
                 'lfw-deepfunneled.tgz), or pass the folder as root=...' % problem)
 
     def _list_files(self):
-        files = super(LFW, self)._list_files()
+        files = super()._list_files()
         # The official layout is one folder per person; ignore stray images at the top level.
         return [f for f in files if os.path.dirname(os.path.dirname(f)) == self._root]
 
@@ -219,7 +219,7 @@ class LFWSample(LFW):
     def __init__(self, size=64, use_cache=True, cache_dir=None, transform=None, **kwargs):
         if cache_dir is None:
             cache_dir = os.path.join(default_dataset_root('lfw_sample'), 'cache')
-        super(LFWSample, self).__init__(SAMPLE_ROOT, size=size, use_cache=use_cache,
+        super().__init__(SAMPLE_ROOT, size=size, use_cache=use_cache,
                                         cache_dir=cache_dir, transform=transform, **kwargs)
 
     def _cache_prefix(self):

@@ -58,7 +58,7 @@ class CachedBatchLoader(DataLoader):
             raise ValueError('the dataset has %d images%s, fewer than one batch of %d: use a '
                              'smaller batch size or more images'
                              % (per_shard, ' per shard' if num_shards > 1 else '', batch_size))
-        super(CachedBatchLoader, self).__init__(dataset, batch_size=batch_size,
+        super().__init__(dataset, batch_size=batch_size,
                                                 last_batch='discard')
         self._images, self._labels = dataset.images, np.asarray(dataset.labels)
         self.batch_size = self._batch = batch_size

@@ -105,8 +105,8 @@ def _check_sources(url, archive, no_download):
         raise ValueError('pass either --url (a mirror to download) or --archive (a local '
                          'tarball), not both')
     if archive is not None and not os.path.isfile(os.path.expanduser(archive)):
-        raise FileNotFoundError('archive {} not found; pass the path of an existing '
-                                'lfw-deepfunneled.tgz with --archive'.format(archive))
+        raise FileNotFoundError('archive %s not found; pass the path of an existing '
+                                'lfw-deepfunneled.tgz with --archive' % (archive,))
     if url is not None and no_download:
         logger.info('--no-download given: --url %s is ignored', url)
 
@@ -122,9 +122,9 @@ def _expected_checksum(url, archive, user_checksum):
 
 def _warn_unverified(source):
     """Warn loudly (log and stdout) that ``source`` is used without a checksum."""
-    message = ('WARNING: {} is used UNVERIFIED: no checksum was given. Pass --md5 HEX or '
+    message = ('WARNING: %s is used UNVERIFIED: no checksum was given. Pass --md5 HEX or '
                '--sha1 HEX (from `md5sum`/`sha1sum` of a trusted copy) to verify it.'
-               .format(source))
+               % (source,))
     logger.warning(message)
     print(message, flush=True)
 
@@ -152,10 +152,10 @@ def _verify_local(path, checksum):
     logger.info('verifying %s checksum of %s', algo, path)
     actual = file_checksum(path, algo)
     if actual != expected:
-        raise ValueError('checksum mismatch for archive {}: expected {} {}, got {}; the file '
+        raise ValueError('checksum mismatch for archive %s: expected %s %s, got %s; the file '
                          'is damaged or is not the archive you meant. Delete or replace it, or '
-                         'pass its correct checksum'.format(path, algo, expected, actual))
-    return '{}:{}'.format(algo, actual)
+                         'pass its correct checksum' % (path, algo, expected, actual))
+    return '%s:%s' % (algo, actual)
 
 
 def _local_archive(download_dir, archive):
@@ -170,9 +170,9 @@ def _local_archive(download_dir, archive):
         return os.path.abspath(os.path.expanduser(archive))
     path = os.path.join(download_dir, ARCHIVE_NAME)
     if not os.path.isfile(path):
-        raise FileNotFoundError('--no-download given but there is no archive at {}; copy '
-                                '{} there, pass --archive PATH, or drop --no-download'
-                                .format(path, ARCHIVE_NAME))
+        raise FileNotFoundError('--no-download given but there is no archive at %s; copy '
+                                '%s there, pass --archive PATH, or drop --no-download'
+                                % (path, ARCHIVE_NAME))
     return path
 
 
@@ -192,7 +192,7 @@ def _download_archive(download_dir, url, checksum, progress):
         return path, 'sha1:' + file_checksum(path, 'sha1')
     algo, expected = checksum
     download(source, path, checksum=expected, algo=algo, progress=progress)
-    return path, '{}:{}'.format(algo, expected)
+    return path, '%s:%s' % (algo, expected)
 
 
 def _get_archive(download_dir, url, archive, checksum, no_download, progress):
@@ -227,14 +227,14 @@ def _member_problem(member, root):
         return 'is a device or FIFO file'
     if member.issym():
         if os.path.isabs(member.linkname):
-            return 'is a symbolic link to the absolute path {!r}'.format(member.linkname)
+            return 'is a symbolic link to the absolute path %r' % (member.linkname,)
         if not _inside(root, os.path.join(os.path.dirname(target), member.linkname)):
-            return 'is a symbolic link pointing outside the target ({!r})'.format(
-                member.linkname)
+            return 'is a symbolic link pointing outside the target (%r)' % (
+                member.linkname,)
     elif member.islnk():
         if os.path.isabs(member.linkname) or not _inside(
                 root, os.path.join(root, member.linkname)):
-            return 'is a hard link pointing outside the target ({!r})'.format(member.linkname)
+            return 'is a hard link pointing outside the target (%r)' % (member.linkname,)
     elif not (member.isfile() or member.isdir()):
         return 'has an unsupported member type'
     return None
@@ -248,8 +248,8 @@ def _check_layout(member):
     if member.isdir() and name in ('', '.'):
         return None
     if name.split('/', 1)[0] != FOLDER_NAME:
-        return 'is not inside the {}/ folder (is this the LFW deep-funneled archive?)'.format(
-            FOLDER_NAME)
+        return 'is not inside the %s/ folder (is this the LFW deep-funneled archive?)' % (
+            FOLDER_NAME,)
     return None
 
 
@@ -263,13 +263,13 @@ def _checked_members(archive_path, tar, root):
     """
     members = tar.getmembers()
     if not members:
-        raise ValueError('archive {} is empty; it is not the LFW deep-funneled archive'
-                         .format(archive_path))
+        raise ValueError('archive %s is empty; it is not the LFW deep-funneled archive'
+                         % (archive_path,))
     for member in members:
         problem = _member_problem(member, root) or _check_layout(member)
         if problem:
-            raise ValueError('refusing to extract archive {}: member {!r} {}; nothing was '
-                             'extracted'.format(archive_path, member.name, problem))
+            raise ValueError('refusing to extract archive %s: member %r %s; nothing was '
+                             'extracted' % (archive_path, member.name, problem))
     return members
 
 
@@ -302,12 +302,12 @@ def _extract_checked(archive_path, dest, progress):
             logger.info('extracting %d members to %s', len(members), dest)
             _extract_all(tar, members, dest, progress)
     except _FILTER_ERRORS as err:
-        raise ValueError('refusing to extract archive {}: {}; the archive is unsafe'
-                         .format(archive_path, err)) from err
+        raise ValueError('refusing to extract archive %s: %s; the archive is unsafe'
+                         % (archive_path, err)) from err
     except _TAR_READ_ERRORS as err:
-        raise ValueError('cannot read archive {}: {}; the file is damaged or not a tar '
+        raise ValueError('cannot read archive %s: %s; the file is damaged or not a tar '
                          'archive. Delete it and run again, or pass another --archive'
-                         .format(archive_path, err)) from err
+                         % (archive_path, err)) from err
 
 
 def _count(folder):
@@ -387,8 +387,8 @@ def _extract_to_target(archive_path, checksum, target, download_dir, progress):
         extracted = os.path.join(work, FOLDER_NAME)
         images, persons = _count(extracted)
         if images == 0:
-            raise ValueError('archive {} has no images under {}/; it is not the LFW '
-                             'deep-funneled archive'.format(archive_path, FOLDER_NAME))
+            raise ValueError('archive %s has no images under %s/; it is not the LFW '
+                             'deep-funneled archive' % (archive_path, FOLDER_NAME))
         _write_marker(extracted, images, persons, checksum)
         _swap_into_place(extracted, target, download_dir)
     finally:
@@ -404,7 +404,7 @@ def _report(target, record):
     if record is not None and record.get('images') != images:
         logger.warning('%s has %d images but %d were extracted; it was modified since. Pass '
                        '--overwrite to extract it again', target, images, record.get('images'))
-    print('LFW deep-funneled: {} images in {} person folders at {}'.format(
+    print('LFW deep-funneled: %s images in %s person folders at %s' % (
         images, persons, target), flush=True)
 
 
@@ -416,8 +416,8 @@ def _resolve_download_dir(download_dir):
     folder = download_dir if download_dir is not None else default_dataset_root('lfw')
     folder = os.path.abspath(os.path.expanduser(folder))
     if os.path.exists(folder) and not os.path.isdir(folder):
-        raise ValueError('download dir {} is a file; pass a folder with --download-dir'
-                         .format(folder))
+        raise ValueError('download dir %s is a file; pass a folder with --download-dir'
+                         % (folder,))
     os.makedirs(folder, exist_ok=True)
     return folder
 
@@ -542,7 +542,7 @@ def main(argv=None):
                     md5=args.md5, sha1=args.sha1, overwrite=args.overwrite,
                     no_download=args.no_download, progress=not args.no_progress)
     except (DownloadError, ValueError, OSError) as err:
-        print('error: {}'.format(err), file=sys.stderr, flush=True)
+        print('error: %s' % (err,), file=sys.stderr, flush=True)
         return 1
     except KeyboardInterrupt:
         print('interrupted; nothing incomplete was kept, run again to resume',

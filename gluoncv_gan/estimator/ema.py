@@ -2,6 +2,8 @@
 import mxnet as mx
 import numpy as np
 
+from ..utils.seeds import BN_RECALIBRATION_SALT
+
 __all__ = ['GeneratorEMA', 'recalibrate_batchnorm']
 
 
@@ -22,7 +24,7 @@ def recalibrate_batchnorm(generator, nz, ctx=None, batches=8, batch_size=128, se
     if any(getattr(b, '_active', False) for b in _blocks(generator)):
         raise ValueError('recalibrate_batchnorm needs an imperative (not hybridized) generator')
     saved = [b._kwargs['momentum'] for b in norms]
-    rng = np.random.RandomState([seed, 0xBC])
+    rng = np.random.RandomState([seed, BN_RECALIBRATION_SALT])
     try:
         for k in range(1, batches + 1):
             for norm in norms:

@@ -9,6 +9,7 @@ from mxnet.gluon.contrib.estimator.batch_processor import BatchProcessor
 from mxnet.gluon.contrib.estimator.event_handler import GradientUpdateHandler, LoggingHandler
 from mxnet.gluon.utils import split_and_load
 
+from ..utils.seeds import LATENT_BATCH_SALT
 from .checkpoint import NonFiniteError
 from .metrics import GANStepOutput, gan_metrics
 
@@ -21,7 +22,7 @@ def latent_batch(seed, iteration, batch_size, nz):
     Drawing them this way, rather than from MXNet's global random state (which cannot be saved),
     is what lets a resumed run repeat an uninterrupted one exactly.
     """
-    rng = np.random.RandomState([seed, iteration, 0x5A])
+    rng = np.random.RandomState([seed, iteration, LATENT_BATCH_SALT])
     return rng.standard_normal((batch_size, nz, 1, 1)).astype(np.float32)
 
 
@@ -58,7 +59,7 @@ class GANBatchProcessor(BatchProcessor):
     """
 
     def __init__(self, input_grad_only=True, check_interval=10):
-        super(GANBatchProcessor, self).__init__()
+        super().__init__()
         self.input_grad_only = input_grad_only
         self.check_interval = max(1, int(check_interval))
         self._pending = []  # (iteration, d_loss total, g_loss total or None), not yet checked
@@ -201,7 +202,7 @@ class GANEstimator(Estimator):
 
     def __init__(self, net, objective, trainer_g, trainer_d, context=None, seed=0,
                  train_metrics=None, batch_processor=None, ema=None, n_critic=1, weight_clip=0.0):
-        super(GANEstimator, self).__init__(
+        super().__init__(
             net, objective, train_metrics=train_metrics or gan_metrics(), trainer=trainer_d,
             context=context, batch_processor=batch_processor or GANBatchProcessor())
         self.trainer_g, self.trainer_d = trainer_g, trainer_d
@@ -268,7 +269,7 @@ class GANEstimator(Estimator):
             return
         handlers = list(event_handlers or []) + [EpochCounter()]
         start, first = time.time(), self.iteration
-        super(GANEstimator, self).fit(train_data, batches=remaining, event_handlers=handlers)
+        super().fit(train_data, batches=remaining, event_handlers=handlers)
         self.check_losses()
         mx.nd.waitall()
         self.fit_seconds, self.fit_iterations = time.time() - start, self.iteration - first
@@ -280,7 +281,7 @@ class GANEstimator(Estimator):
             check(self)
 
     def _prepare_default_handlers(self, val_data, event_handlers):
-        handlers = super(GANEstimator, self)._prepare_default_handlers(val_data, event_handlers)
+        handlers = super()._prepare_default_handlers(val_data, event_handlers)
         # The batch processor steps both trainers itself; the default update handler would
         # step the discriminator's trainer a second time. The default logging handler knows
         # one loss only; gluoncv_gan.estimator.event_handler.GANLoggingHandler replaces it.

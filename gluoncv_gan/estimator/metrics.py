@@ -59,7 +59,7 @@ class GANMetric(mx.metric.EvalMetric):
 
     def __init__(self, name, select):
         self._select = select
-        super(GANMetric, self).__init__(name, has_global_stats=True)
+        super().__init__(name, has_global_stats=True)
 
     def reset(self):
         self._sum, self._num = None, 0
@@ -87,11 +87,11 @@ class GANMetric(mx.metric.EvalMetric):
 
     def get(self):
         self._sync()
-        return super(GANMetric, self).get()
+        return super().get()
 
     def get_global(self):
         self._sync()
-        return super(GANMetric, self).get_global()
+        return super().get_global()
 
     def get_state(self):
         """Picklable running sums (saved in checkpoints so a resumed epoch reports right)."""

@@ -51,8 +51,8 @@ def check_images(x, name='images', min_count=1):
     """
     images = to_uint8_nhwc(x, name)
     if len(images) < min_count:
-        raise ValueError('{} holds {} image(s); this metric needs at least {}. '
-                         'Pass a larger batch.'.format(name, len(images), min_count))
+        raise ValueError('%s holds %s image(s); this metric needs at least %s. '
+                         'Pass a larger batch.' % (name, len(images), min_count))
     return images
 
 

@@ -45,8 +45,8 @@ def random_pairs(num_images, num_pairs, seed=0):
         int array of shape ``(num_pairs, 2)``; the two entries of a row differ.
     """
     if num_images < 2 or num_pairs < 1:
-        raise ValueError('need at least 2 images and 1 pair; got {} images and {} pairs.'
-                         .format(num_images, num_pairs))
+        raise ValueError('need at least 2 images and 1 pair; got %s images and %s pairs.'
+                         % (num_images, num_pairs))
     per_round = num_images // 2
     rounds = -(-num_pairs // per_round)
     rng = np.random.RandomState(seed)
@@ -133,8 +133,8 @@ class Diversity:
         """Add a batch of images (any layout accepted by :func:`diversity`)."""
         batch = check_images(images)
         if self._batches and self._batches[0].shape[1:] != batch.shape[1:]:
-            raise ValueError('batch has images of shape {}, earlier batches {}; all images must '
-                             'share one size.'.format(batch.shape[1:], self._batches[0].shape[1:]))
+            raise ValueError('batch has images of shape %s, earlier batches %s; all images must '
+                             'share one size.' % (batch.shape[1:], self._batches[0].shape[1:]))
         self._batches.append(batch)
 
     def get(self):

@@ -50,12 +50,12 @@ def _load_cascade(path=None):
     if path not in _CASCADES:
         if not os.path.isfile(path):
             raise FileNotFoundError(
-                'Haar cascade not found at {}. Install the opencv-python wheel (it bundles '
-                'cv2/data/{}) or pass cascade=<path to the XML file>.'.format(path, CASCADE_FILE))
+                'Haar cascade not found at %s. Install the opencv-python wheel (it bundles '
+                'cv2/data/%s) or pass cascade=<path to the XML file>.' % (path, CASCADE_FILE))
         classifier = cv2.CascadeClassifier(path)
         if classifier.empty():
-            raise IOError('OpenCV could not parse the cascade file {}; re-install opencv-python '
-                          'or pass a valid cascade XML.'.format(path))
+            raise IOError('OpenCV could not parse the cascade file %s; re-install opencv-python '
+                          'or pass a valid cascade XML.' % (path,))
         _CASCADES[path] = classifier
     return _CASCADES[path]
 

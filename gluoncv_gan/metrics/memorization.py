@@ -168,7 +168,7 @@ def memorization_score(fake, train, heldout, size=THUMB_SIZE, copy_quantile=COPY
     """
     heldout = check_images(heldout, 'heldout', min_count=MIN_HELDOUT)
     if not 0 < copy_quantile < 1:
-        raise ValueError('copy_quantile must lie in (0, 1); got {}.'.format(copy_quantile))
+        raise ValueError('copy_quantile must lie in (0, 1); got %s.' % (copy_quantile,))
     fake_d = nearest_neighbour_distances(fake, train, k=2, size=size)
     heldout_d = nearest_neighbour_distances(heldout, train, k=2, size=size)
     threshold = float(np.quantile(_neighbour_ratio(heldout_d), copy_quantile))

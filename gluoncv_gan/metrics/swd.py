@@ -115,18 +115,17 @@ def _pyr_up(x):
 def _num_levels(height, width, min_resolution):
     """Number of pyramid levels for an image, checking that it halves cleanly."""
     if min_resolution < 2:
-        raise ValueError('min_resolution must be at least 2; got {}.'.format(min_resolution))
+        raise ValueError('min_resolution must be at least 2; got %s.' % (min_resolution,))
     if min(height, width) < min_resolution:
-        raise ValueError('Images of size {}x{} are smaller than the coarsest pyramid level '
-                         '({}x{}); pass larger images or a smaller min_resolution.'
-                         .format(height, width, min_resolution, min_resolution))
+        raise ValueError('Images of size %sx%s are smaller than the coarsest pyramid level '
+                         '(%sx%s); pass larger images or a smaller min_resolution.'
+                         % (height, width, min_resolution, min_resolution))
     levels = 1
     while min(height, width) // 2 >= min_resolution:
         if height % 2 or width % 2:
-            raise ValueError('Image size {}x{} cannot be halved evenly on the way down to '
-                             '{}x{}; resize to a power-of-two multiple of min_resolution, '
-                             'e.g. 64x64.'.format(height, width, min_resolution,
-                                                  min_resolution))
+            raise ValueError('Image size %sx%s cannot be halved evenly on the way down to '
+                             '%sx%s; resize to a power-of-two multiple of min_resolution, '
+                             'e.g. 64x64.' % (height, width, min_resolution, min_resolution))
         height, width, levels = height // 2, width // 2, levels + 1
     return levels
 
@@ -392,17 +391,17 @@ def sliced_wasserstein(desc_a, desc_b, rng, dir_repeats=DIR_REPEATS,
 def _check_inputs(real, fake, seed, min_resolution, nhood_size):
     """Validate the arguments of an SWD computation; return the images as uint8 NHWC."""
     if not isinstance(seed, (int, np.integer)) or not 0 <= seed < 2 ** 32:
-        raise ValueError('seed must be an integer in [0, 2**32); got {!r}.'.format(seed))
+        raise ValueError('seed must be an integer in [0, 2**32); got %r.' % (seed,))
     real = check_images(real, 'real', min_count=2)
     fake = check_images(fake, 'fake', min_count=2)
     if real.shape[1:] != fake.shape[1:]:
-        raise ValueError('real and fake images differ in size ({} vs {}); resize one set to '
-                         'the other.'.format(real.shape[1:3], fake.shape[1:3]))
+        raise ValueError('real and fake images differ in size (%s vs %s); resize one set to '
+                         'the other.' % (real.shape[1:3], fake.shape[1:3]))
     height, width = real.shape[1:3]
     coarsest = min(height, width) >> (_num_levels(height, width, min_resolution) - 1)
     if coarsest < nhood_size:
-        raise ValueError('nhood_size {} does not fit the coarsest {}x{} level; lower nhood_size '
-                         'or raise min_resolution.'.format(nhood_size, coarsest, coarsest))
+        raise ValueError('nhood_size %s does not fit the coarsest %sx%s level; lower nhood_size '
+                         'or raise min_resolution.' % (nhood_size, coarsest, coarsest))
     return real, fake
 
 
@@ -506,9 +505,9 @@ class SlicedWassersteinDistance:
             batch = check_images(batch, key)
             seen = self._images['real'] + self._images['fake']
             if seen and seen[0].shape[1:] != batch.shape[1:]:
-                raise ValueError('{} batch has images of shape {}, earlier batches {}; all '
+                raise ValueError('%s batch has images of shape %s, earlier batches %s; all '
                                  'images must share one size.'
-                                 .format(key, batch.shape[1:], seen[0].shape[1:]))
+                                 % (key, batch.shape[1:], seen[0].shape[1:]))
             self._images[key].append(batch)
             self._result = None
 

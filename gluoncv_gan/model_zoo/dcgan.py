@@ -44,7 +44,7 @@ class DCGANGenerator(nn.HybridBlock):
     """
 
     def __init__(self, nz=100, ngf=64, channels=3, resolution=64, **kwargs):
-        super(DCGANGenerator, self).__init__(**kwargs)
+        super().__init__(**kwargs)
         self.nz, self.ngf, self.channels, self.resolution = nz, ngf, channels, resolution
         num_blocks = _num_scale_blocks(resolution)
         width = ngf * 2 ** num_blocks
@@ -87,7 +87,7 @@ class DCGANDiscriminator(nn.HybridBlock):
     """
 
     def __init__(self, ndf=64, channels=3, resolution=64, norm='batch', **kwargs):
-        super(DCGANDiscriminator, self).__init__(**kwargs)
+        super().__init__(**kwargs)
         if norm not in ('batch', 'spectral'):
             raise ValueError("norm must be 'batch' or 'spectral', got %r" % (norm,))
         self.ndf, self.channels, self.resolution, self.norm = ndf, channels, resolution, norm
@@ -113,7 +113,7 @@ class DCGANDiscriminator(nn.HybridBlock):
     def forward(self, x, *args):
         if self.norm == 'spectral':
             power_iterate_hybridized(self, x)
-        return super(DCGANDiscriminator, self).forward(x, *args)
+        return super().forward(x, *args)
 
     def hybrid_forward(self, F, x):
         return F.reshape(self.output(self.features(x)), shape=(-1,))
@@ -140,7 +140,7 @@ class DCGAN(nn.HybridBlock):
 
     def __init__(self, nz=100, ngf=64, ndf=64, channels=3, resolution=64, d_norm='batch',
                  **kwargs):
-        super(DCGAN, self).__init__(**kwargs)
+        super().__init__(**kwargs)
         self.nz, self.resolution = nz, resolution
         with self.name_scope():
             self.generator = DCGANGenerator(nz, ngf, channels, resolution, prefix='generator_')

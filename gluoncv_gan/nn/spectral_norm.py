@@ -102,7 +102,7 @@ class SNConv2D(nn.HybridBlock):
 
     def __init__(self, channels, kernel_size, strides=1, padding=0, use_bias=True, in_channels=0,
                  weight_initializer=None, bias_initializer='zeros', **kwargs):
-        super(SNConv2D, self).__init__(**kwargs)
+        super().__init__(**kwargs)
         pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
         self._channels = channels
         self._kwargs = {'kernel': pair(kernel_size), 'stride': pair(strides),
@@ -119,7 +119,7 @@ class SNConv2D(nn.HybridBlock):
     def forward(self, x, *args):
         if isinstance(x, mx.nd.NDArray) and autograd.is_training():
             self.update_u(x.context)
-        return super(SNConv2D, self).forward(x, *args)
+        return super().forward(x, *args)
 
     def hybrid_forward(self, F, x, weight, u, bias=None):
         normalized = F.broadcast_div(weight, _sigma(F, weight, u))

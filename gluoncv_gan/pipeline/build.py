@@ -7,6 +7,7 @@ from ..data import LFW, FaceFolder, LFWSample
 from ..model_zoo import get_model
 from ..utils.amp import enable_bfloat16
 from ..utils.config import ConfigError
+from ..utils.seeds import FIXED_NOISE_SALT
 
 __all__ = ['contexts', 'build_dataset', 'build_net', 'build_trainers', 'fixed_noise_for',
            'apply_hyperparameters']
@@ -67,7 +68,7 @@ def build_trainers(net, config, make_trainer=mx.gluon.Trainer):
 
 
 def fixed_noise_for(config):
-    rng = np.random.RandomState([config['seed'], 0xF1])
+    rng = np.random.RandomState([config['seed'], FIXED_NOISE_SALT])
     return rng.standard_normal((config['num_samples'], config['nz'], 1, 1)).astype(np.float32)
 
 

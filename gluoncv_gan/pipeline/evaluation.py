@@ -12,13 +12,12 @@ import numpy as np
 from ..data import LFW, FaceFolder, LFWSample
 from ..metrics import (diversity, face_detection_rate, memorization_score,
                        sliced_wasserstein_distance)
+from ..utils.seeds import EVALUATION_LATENT_SALT, REAL_SUBSET_SALT
 
 __all__ = ['load_images', 'real_subset', 'split_real', 'evaluate_images', 'evaluation_latents',
            'MAX_MEMORIZATION_REFERENCE']
 
 MAX_MEMORIZATION_REFERENCE = 10000
-REAL_SUBSET_SALT = 0xE7  # seeds the draw of the real reference set, with the user's seed
-EVALUATION_LATENT_SALT = 0xEA  # seeds the latents of training's evaluations
 
 
 def evaluation_latents(num, nz, seed):

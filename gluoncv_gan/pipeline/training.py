@@ -33,7 +33,7 @@ class Stopped(Exception):
     """Training stopped on a signal, after saving a checkpoint (``signum``: the signal)."""
 
     def __init__(self, signum, iteration):
-        super(Stopped, self).__init__(signum, iteration)
+        super().__init__(signum, iteration)
         self.signum, self.iteration = signum, iteration
 
 

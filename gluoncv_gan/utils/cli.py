@@ -27,7 +27,7 @@ class CommandExit(SystemExit):
     """Exit with :data:`EXIT_ERROR`; ``str()`` is the message (already printed on stderr)."""
 
     def __init__(self, message):
-        super(CommandExit, self).__init__(EXIT_ERROR)
+        super().__init__(EXIT_ERROR)
         self.message = message
 
     def __str__(self):

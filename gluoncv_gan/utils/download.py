@@ -50,8 +50,8 @@ class _Transient(DownloadError):
 
 def _new_hash(algo):
     if not isinstance(algo, str) or algo.lower() not in hashlib.algorithms_available:
-        raise ValueError('unknown checksum algorithm {!r}; use one of "md5", "sha1", '
-                         '"sha256"'.format(algo))
+        raise ValueError('unknown checksum algorithm %r; use one of "md5", "sha1", '
+                         '"sha256"' % (algo,))
     return hashlib.new(algo.lower())
 
 
@@ -60,9 +60,9 @@ def normalize_checksum(checksum, algo='sha1'):
     expected_len = _new_hash(algo).digest_size * 2
     value = checksum.strip().lower() if isinstance(checksum, str) else ''
     if len(value) != expected_len or not re.fullmatch('[0-9a-f]+', value):
-        raise ValueError('{} checksum must be {} hexadecimal digits, got {!r}; copy it from '
-                         'the output of `{}sum FILE`'.format(algo, expected_len, checksum,
-                                                             algo.lower()))
+        raise ValueError('%s checksum must be %s hexadecimal digits, got %r; copy it from '
+                         'the output of `%ssum FILE`' % (algo, expected_len, checksum,
+                                                   algo.lower()))
     return value
 
 
@@ -88,8 +88,8 @@ def file_lock(path, timeout=3600.0, poll_interval=0.1):
     ``timeout`` is in seconds (``None`` waits forever); TimeoutError when it runs out.
     """
     if timeout is not None and not (isinstance(timeout, (int, float)) and timeout >= 0):
-        raise ValueError('timeout must be a number of seconds >= 0 or None, got {!r}'
-                         .format(timeout))
+        raise ValueError('timeout must be a number of seconds >= 0 or None, got %r'
+                         % (timeout,))
     lock_path = os.path.abspath(os.path.expanduser(path)) + '.lock'
     os.makedirs(os.path.dirname(lock_path), exist_ok=True)
     lock = portalocker.TemporaryFileLock(lock_path, check_interval=poll_interval)
@@ -101,9 +101,9 @@ def file_lock(path, timeout=3600.0, poll_interval=0.1):
             lock.acquire(timeout=math.inf if timeout is None else timeout,
                          fail_when_locked=False)
         except portalocker.AlreadyLocked:
-            raise TimeoutError('could not lock {} within {} s: another process is still working '
+            raise TimeoutError('could not lock %s within %s s: another process is still working '
                                'on this file; wait for it to finish and run again'
-                               .format(lock_path, timeout)) from None
+                               % (lock_path, timeout)) from None
     try:
         yield lock_path
     finally:
@@ -114,13 +114,13 @@ def _source_url(url):
     """Return ``url`` as a URL urllib opens (a plain path becomes ``file://``)."""
     if not isinstance(url, str) or not url.strip():
         raise ValueError('url must be a non-empty string (http://, https://, file:// or a '
-                         'local path), got {!r}'.format(url))
+                         'local path), got %r' % (url,))
     scheme = urllib.parse.urlparse(url).scheme.lower()
     if scheme == '':
         return pathlib.Path(os.path.abspath(os.path.expanduser(url))).as_uri()
     if scheme not in ('http', 'https', 'file'):
-        raise ValueError('unsupported URL scheme {!r} in {}; use http://, https://, file:// '
-                         'or a local path'.format(scheme, url))
+        raise ValueError('unsupported URL scheme %r in %s; use http://, https://, file:// '
+                         'or a local path' % (scheme, url))
     return url
 
 
@@ -132,7 +132,7 @@ def _open(url, offset, validator, timeout):
     """
     headers = {'User-Agent': 'gluoncv-gan-downloader'}
     if offset:
-        headers['Range'] = 'bytes={}-'.format(offset)
+        headers['Range'] = 'bytes=%s-' % (offset,)
         if validator:
             headers['If-Range'] = validator
     try:
@@ -141,16 +141,16 @@ def _open(url, offset, validator, timeout):
     except urllib.error.HTTPError as err:
         err.close()  # its body holds the connection open
         kind = _Transient if err.code in _RETRY_STATUS else DownloadError
-        raise kind('cannot download {}: HTTP error {} {}'.format(url, err.code, err.reason)) \
+        raise kind('cannot download %s: HTTP error %s %s' % (url, err.code, err.reason)) \
             from err
     except urllib.error.URLError as err:
         kind = DownloadError if url.startswith('file:') else _Transient
-        raise kind('cannot download {}: {}; check the URL and your network connection'
-                   .format(url, err.reason)) from err
+        raise kind('cannot download %s: %s; check the URL and your network connection'
+                   % (url, err.reason)) from err
     except (OSError, http.client.HTTPException) as err:
-        raise _Transient('cannot download {}: {}'.format(url, err)) from err
+        raise _Transient('cannot download %s: %s' % (url, err)) from err
     content_range = response.headers.get('Content-Range') or ''
-    if not (response.status == 206 and content_range.startswith('bytes {}-'.format(offset))):
+    if not (response.status == 206 and content_range.startswith('bytes %s-' % (offset,))):
         offset = 0
     length = response.headers.get('Content-Length') or ''
     return response, offset, offset + int(length) if length.strip().isdigit() else None
@@ -171,12 +171,12 @@ def _copy(response, partial, offset, total, url, progress):
         except (OSError, http.client.HTTPException) as err:
             if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise
-            raise _Transient('interrupted download: got {} of {} bytes from {} ({}); run '
-                             'again to retry'.format(got, '?' if total is None else total,
-                                                     url, err)) from err
+            raise _Transient('interrupted download: got %s of %s bytes from %s (%s); run '
+                             'again to retry' % (got, '?' if total is None else total,
+                                                 url, err)) from err
     if total is not None and got != total:
-        raise _Transient('interrupted download: got {} of {} bytes from {}; run again to '
-                         'retry'.format(got, total, url))
+        raise _Transient('interrupted download: got %s of %s bytes from %s; run again to '
+                         'retry' % (got, total, url))
 
 
 def _fetch(url, path, checksum, algo, progress, timeout, retries, backoff):
@@ -201,9 +201,9 @@ def _fetch(url, path, checksum, algo, progress, timeout, retries, backoff):
                 time.sleep(wait)
         actual = checksum and file_checksum(partial, algo)
         if actual != checksum:
-            raise DownloadError('checksum mismatch for {}: expected {} {}, got {}; the file was '
+            raise DownloadError('checksum mismatch for %s: expected %s %s, got %s; the file was '
                                 'discarded. Check the URL and the checksum, then run again'
-                                .format(url, algo, checksum, actual))
+                                % (url, algo, checksum, actual))
 
 
 def keep_if_valid(path, checksum=None, algo='sha1'):
@@ -226,17 +226,17 @@ def keep_if_valid(path, checksum=None, algo='sha1'):
 def _check_arguments(path, timeout, retries, backoff):
     """Return the absolute destination path; refuse a folder and bad numbers."""
     if not isinstance(path, (str, os.PathLike)) or not str(path).strip():
-        raise ValueError('path must be the destination file name, got {!r}'.format(path))
+        raise ValueError('path must be the destination file name, got %r' % (path,))
     path = os.path.abspath(os.path.expanduser(os.fspath(path)))
     if os.path.isdir(path):
-        raise ValueError('path {} is a folder; pass the full destination file name, e.g. '
-                         '{}'.format(path, os.path.join(path, 'file.tgz')))
+        raise ValueError('path %s is a folder; pass the full destination file name, e.g. '
+                         '%s' % (path, os.path.join(path, 'file.tgz')))
     if not (isinstance(timeout, (int, float)) and timeout > 0):
-        raise ValueError('timeout must be a number of seconds > 0, got {!r}'.format(timeout))
+        raise ValueError('timeout must be a number of seconds > 0, got %r' % (timeout,))
     if not (isinstance(backoff, (int, float)) and backoff >= 0):
-        raise ValueError('backoff must be a number of seconds >= 0, got {!r}'.format(backoff))
+        raise ValueError('backoff must be a number of seconds >= 0, got %r' % (backoff,))
     if not (isinstance(retries, int) and retries >= 0):
-        raise ValueError('retries must be a whole number >= 0, got {!r}'.format(retries))
+        raise ValueError('retries must be a whole number >= 0, got %r' % (retries,))
     return path
 
 

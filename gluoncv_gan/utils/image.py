@@ -23,10 +23,10 @@ def _check_uint8_nhwc(images, name, channels):
     """Validate the shape of a uint8 batch; return it as a contiguous array."""
     if images.ndim != 4 or images.shape[-1] not in channels:
         raise ValueError(
-            '{} must have shape (N, H, W, {}) for uint8 images; got shape {}. Add a batch axis '
+            '%s must have shape (N, H, W, %s) for uint8 images; got shape %s. Add a batch axis '
             'with x[None] for one image, stack grayscale to RGB with '
             'np.repeat(x[..., None], 3, axis=-1), or transpose NCHW data with '
-            'x.transpose(0, 2, 3, 1).'.format(name, _channel_words(channels), images.shape))
+            'x.transpose(0, 2, 3, 1).' % (name, _channel_words(channels), images.shape))
     return np.ascontiguousarray(images)
 
 
@@ -34,17 +34,17 @@ def _float_nchw_to_uint8_nhwc(images, name, channels):
     """Map float NCHW data in [-1, 1] to uint8 NHWC with rounding and clipping."""
     if images.ndim != 4 or images.shape[1] not in channels:
         raise ValueError(
-            '{} must have shape (N, {}, H, W) for float images in [-1, 1]; got shape {}. '
+            '%s must have shape (N, %s, H, W) for float images in [-1, 1]; got shape %s. '
             'Transpose NHWC float data with x.transpose((0, 3, 1, 2)).'
-            .format(name, _channel_words(channels), images.shape))
+            % (name, _channel_words(channels), images.shape))
     if not np.all(np.isfinite(images)):
-        raise ValueError('{} contains NaN or infinite values; check the generator output.'
-                         .format(name))
+        raise ValueError('%s contains NaN or infinite values; check the generator output.'
+                         % (name,))
     if images.size and np.abs(images).max() > _FLOAT_RANGE_LIMIT:
         raise ValueError(
-            '{} is float but spans [{:.3g}, {:.3g}], not [-1, 1]. Pass uint8 images for '
+            '%s is float but spans [%.3g, %.3g], not [-1, 1]. Pass uint8 images for '
             '[0, 255] data, or rescale with x / 127.5 - 1.'
-            .format(name, images.min(), images.max()))
+            % (name, images.min(), images.max()))
     scaled = np.rint((images.astype(np.float32) + 1.0) * 127.5)
     return np.ascontiguousarray(np.clip(scaled, 0, 255).astype(np.uint8).transpose(0, 2, 3, 1))
 
@@ -82,17 +82,17 @@ def to_uint8_images(images, name='images', channels=(1, 3)):
         images = images.asnumpy()
     if not isinstance(images, np.ndarray):
         raise TypeError(
-            '{} must be a numpy array (uint8, N x H x W x C) or an mx.nd.NDArray (float in '
-            '[-1, 1], N x C x H x W); got {}. Convert lists with np.stack.'
-            .format(name, type(images).__name__))
+            '%s must be a numpy array (uint8, N x H x W x C) or an mx.nd.NDArray (float in '
+            '[-1, 1], N x C x H x W); got %s. Convert lists with np.stack.'
+            % (name, type(images).__name__))
     if images.dtype == np.uint8:
         return _check_uint8_nhwc(images, name, channels)
     if np.issubdtype(images.dtype, np.floating):
         return _float_nchw_to_uint8_nhwc(images, name, channels)
     raise TypeError(
-        '{} has dtype {}; expected uint8 (N, H, W, C) in [0, 255] or float (N, C, H, W) in '
+        '%s has dtype %s; expected uint8 (N, H, W, C) in [0, 255] or float (N, C, H, W) in '
         '[-1, 1]. Convert integer pixel data with x.astype(np.uint8).'
-        .format(name, images.dtype))
+        % (name, images.dtype))
 
 
 def make_grid(images, nrow=None, padding=2, pad_value=255):
