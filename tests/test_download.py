@@ -1,6 +1,7 @@
 """Tests of gluoncv_gan.utils.download against a local HTTP server on 127.0.0.1."""
 import hashlib
 import os
+import select
 import socket
 import subprocess
 import sys
@@ -295,12 +296,21 @@ download(sys.argv[1], sys.argv[2], checksum=sys.argv[3], progress=False)
 """
 
 
+def _line_of(proc, timeout=60):
+    """The child's next output line, failing the test (and killing the child) after ``timeout``."""
+    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+    if not ready:
+        proc.kill()
+        pytest.fail('the child printed nothing for %d s' % timeout, pytrace=False)
+    return proc.stdout.readline().strip()
+
+
 def test_file_lock_excludes_other_process(tmp_path):
     target = str(tmp_path / 'res')
     holder = subprocess.Popen([sys.executable, '-c', HOLD_LOCK, target, '1.0'],
                               stdout=subprocess.PIPE, text=True)
     try:
-        assert holder.stdout.readline().strip() == 'locked'
+        assert _line_of(holder) == 'locked'
         with pytest.raises(TimeoutError, match='could not lock'):
             with file_lock(target, timeout=0.2):
                 pass
@@ -319,7 +329,7 @@ def test_two_processes_download_one_good_file(server, dest):
     procs = [subprocess.Popen([sys.executable, '-c', DOWNLOAD] + args, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
-    assert [proc.stdout.readline().strip() for proc in procs] == ['ready', 'ready']
+    assert [_line_of(proc) for proc in procs] == ['ready', 'ready']
     for proc in procs:
         proc.stdin.write('go\n')
         proc.stdin.flush()

@@ -300,8 +300,8 @@ def test_valid_cached_file_is_used_without_a_request(exported, store, monkeypatc
 
 
 def _fetch_in_child(barrier, root, results):
-    barrier.wait()
     try:
+        barrier.wait(timeout=120)
         results.put(('ok', get_model_file(NAME, root=root, progress=False)))
     except BaseException as err:  # report it to the parent rather than dying silently
         results.put(('error', repr(err)))
