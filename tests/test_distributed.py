@@ -178,7 +178,8 @@ def test_a_killed_worker_or_ctrl_c_stops_the_whole_job(tmp_path, job_env, target
     outlast the wait's timeout), and leaves no process behind (none of the job's pids or
     process groups is alive)."""
     job, pids = _start_and_wait_for_iteration(
-        SMALL + ['--kvstore', 'dist_sync', '--batch-size', '8', '--iterations', '5000',
+        SMALL + ['--kvstore', 'dist_sync', '--batch-size', '8', '--epochs', '1000',
+                 '--iterations', '5000',
                  '--save-dir', str(tmp_path / 'run')], job_env)
     os.kill(job.proc.pid if target == 'launcher' else pids[target], signum)
     out = job.finish(timeout=60)
