@@ -85,7 +85,7 @@ def _describe_exit(code):
 
 
 class _Stop(Exception):
-    """The launcher was asked to stop (SIGTERM, SIGHUP)."""
+    """The launcher was asked to stop (SIGINT, SIGTERM, SIGHUP)."""
 
     def __init__(self, signum):
         super().__init__(signum)
@@ -290,8 +290,10 @@ def main(argv=None):
 
     def on_signal(signum, frame):
         raise _Stop(signum)
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGHUP, on_signal)
+    # SIGINT too: a launcher started in the background by a shell inherits SIGINT ignored, and
+    # Python then raises no KeyboardInterrupt, so `kill -INT` would not stop the job
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, on_signal)
     job.say('scheduler on 127.0.0.1:%d, %d servers, %d workers: %s'
             % (port, args.num_servers, args.num_workers, ' '.join(args.command)))
     try:
