@@ -4,12 +4,33 @@
 that loop never fires when the child hangs without output. Here a thread reads the pipe and the
 test waits on a queue with a timeout.
 """
+import os
 import queue
+import signal
 import subprocess
 import threading
 import time
 
 import pytest
+
+
+def _descendants(pid):
+    """The pids of ``pid``'s children, grandchildren and so on, read from /proc."""
+    children = {}
+    for name in os.listdir('/proc'):
+        if name.isdigit():
+            try:
+                with open('/proc/%s/stat' % name) as f:
+                    parent = int(f.read().rsplit(')', 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            children.setdefault(parent, []).append(int(name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
 
 
 class OutputReader(object):
@@ -44,6 +65,13 @@ class OutputReader(object):
         return line
 
     def _fail(self, what):
+        # the children first, while they are still the child's: a launcher killed alone would
+        # leave its workers behind, waiting for peers that are gone
+        for pid in _descendants(self.proc.pid):
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
         self.proc.kill()
         self.proc.wait(30)
         pytest.fail('%s; the output so far:\n%s' % (what, ''.join(self.lines)), pytrace=False)

@@ -4,6 +4,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -57,3 +58,24 @@ def test_finish_returns_the_output_after_the_last_wait():
     assert child.wait_for('b', timeout=60) == ['a\n', 'b\n']
     assert child.finish(timeout=60) == 'c\n'
     assert child.proc.returncode == 3
+
+
+def test_a_failed_wait_also_kills_the_childs_own_children():
+    """A launcher killed alone would leave its workers running; the reader kills the whole
+    tree (here a grandchild that ignores SIGTERM, as a worker stuck in a collective would)."""
+    grandchild = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                  "time.sleep(600)")
+    child = _child("import subprocess, sys, time; "
+                   "p = subprocess.Popen([sys.executable, '-c', %r]); "
+                   "print('grandchild', p.pid, flush=True); time.sleep(600)" % grandchild)
+    pid = int(child.wait_for('grandchild', timeout=60)[0].split()[1])
+    with pytest.raises(pytest.fail.Exception, match='no end of the output in time'):
+        child.finish(timeout=1)
+    assert child.proc.returncode == -signal.SIGKILL
+    for _ in range(100):  # the grandchild is reaped by init once it is killed
+        with open('/proc/%d/stat' % pid) if os.path.exists('/proc/%d' % pid) else open(os.devnull) as f:
+            state = f.read().rsplit(')', 1)[-1].split()[:1]
+        if state in ([], ['Z']):
+            break
+        time.sleep(0.1)
+    assert state in ([], ['Z']), 'the grandchild %d is still running' % pid
