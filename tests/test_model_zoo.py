@@ -1,11 +1,13 @@
 """DCGAN blocks, named constructors and registration in GluonCV's model zoo."""
+import hashlib
+
 import mxnet as mx
 import numpy as np
 import pytest
 
 import gluoncv_gan
 from gluoncv_gan.model_zoo import (DCGAN, DCGANDiscriminator, DCGANGenerator, get_model,
-                                   get_model_list, register_with_gluoncv)
+                                   get_model_list, pretrained_model_list, register_with_gluoncv)
 
 
 def num_params(block):
@@ -126,21 +128,36 @@ def test_unpublished_pretrained_fails_clearly():
         get_model('dcgan_lfw_128', pretrained=True)
 
 
-def test_pretrained_dcgan_lfw_loads_from_a_fresh_cache_without_network(mxnet_home, monkeypatch):
+PUBLISHED = pretrained_model_list()
+
+
+def test_dcgan_lfw_is_published():
+    assert 'dcgan_lfw' in PUBLISHED
+
+
+@pytest.mark.parametrize('name', PUBLISHED)
+def test_pretrained_loads_from_a_fresh_cache_without_network(name, mxnet_home, monkeypatch):
+    """Every published name: weights from a fresh cache with no mirror (the clone's copy), the
+    cached file's sha1 is the table's, images of the right shape and range, float32 weights."""
     from gluoncv_gan.model_zoo import model_store
-    monkeypatch.delenv(model_store.REPO_ENV, raising=False)  # no mirror: the shipped copy only
+    monkeypatch.delenv(model_store.REPO_ENV, raising=False)  # no mirror: the local copy only
     assert not (mxnet_home / 'models').exists()
-    net = get_model('dcgan_lfw', pretrained=True)
-    cached = [p.name for p in (mxnet_home / 'models').iterdir()]
-    assert cached == ['dcgan_lfw-%s.params' % model_store.short_hash('dcgan_lfw')]
+    net = get_model(name, pretrained=True)
+    cached = list((mxnet_home / 'models').iterdir())
+    assert [p.name for p in cached] == ['%s-%s.params' % (name, model_store.short_hash(name))]
+    with open(str(cached[0]), 'rb') as f:
+        assert hashlib.sha1(f.read()).hexdigest() in model_store._versions(name)
+    resolution = 128 if name.endswith('_128') else 64
     faces = net.generate(16, seed=0)
-    assert faces.shape == (16, 3, 64, 64) and faces.dtype == np.float32
+    assert faces.shape == (16, 3, resolution, resolution) and faces.dtype == np.float32
     values = faces.asnumpy()
+    assert values.min() >= -1 and values.max() <= 1  # tanh output
     assert values.std() > 0.2  # real images, not a constant
+    assert values.std(axis=0).mean() > 0.1  # different latents, different images
     # every parameter was loaded as float32 (the file stores float16)
     assert all(p.data().dtype == np.float32 for p in net.collect_params().values())
     # the same latents give the same faces from the cached copy
-    again = get_model('dcgan_lfw', pretrained=True)
+    again = get_model(name, pretrained=True)
     np.testing.assert_array_equal(again.generate(16, seed=0).asnumpy(), values)
 
 
@@ -167,9 +184,10 @@ def test_recipe_names_build_run_and_round_trip_through_save_and_load(name, tmp_p
     with mx.autograd.predict_mode():
         np.testing.assert_array_equal(other(z).asnumpy(), images.asnumpy())
         np.testing.assert_array_equal(other.discriminator(images).asnumpy(), scores.asnumpy())
-    with pytest.raises(PretrainedNotAvailable, match='No pretrained weights are published for %r'
-                       % name):
-        get_model(name, pretrained=True)
+    if name not in PUBLISHED:
+        with pytest.raises(PretrainedNotAvailable,
+                           match='No pretrained weights are published for %r' % name):
+            get_model(name, pretrained=True)
 
 
 def test_sngan_discriminator_is_spectral_without_batchnorm_and_dcgan_is_unchanged():
