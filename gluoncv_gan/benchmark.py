@@ -53,8 +53,9 @@ import tempfile
 import time
 
 from . import reference as ref
-from .utils.cli import prog
+from .utils.cli import check_output_path, command, prog
 from .utils.cores import usable_cores
+from .utils.fileio import atomic_path
 
 __all__ = ['parse_args', 'conv_macs', 'flops_per_image', 'measure_gemm', 'run_benchmark',
            'format_report', 'main']
@@ -752,8 +753,11 @@ def format_report(result):
     return '\n'.join(lines)
 
 
+@command()
 def main(argv=None):
     args = parse_args(argv)
+    if args.json:  # refused now, not after the benchmark has run
+        check_output_path(args.json, '--json')
     if args.worker == 'project':
         if args.iterations is None:
             sys.exit('error: --worker needs --iterations')
@@ -762,8 +766,9 @@ def main(argv=None):
     result = run_benchmark(args, progress=lambda text: print(text, file=sys.stderr, flush=True))
     print(format_report(result))
     if args.json:
-        with open(args.json, 'w') as f:
-            json.dump(result, f, indent=2, sort_keys=True)
+        with atomic_path(args.json) as tmp:
+            with open(tmp, 'w') as f:
+                json.dump(result, f, indent=2, sort_keys=True)
         print('wrote %s' % args.json)
 
 

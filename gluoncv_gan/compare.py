@@ -38,7 +38,7 @@ from .pipeline.evaluation import evaluate_images, split_real
 from .pipeline.generator import load_generator
 from .pipeline.sampling import generate_images
 from .pipeline.training import setup_logging, train
-from .utils.cli import prog
+from .utils.cli import check_output_path, command, prog
 from .utils.config import ConfigError, load_config
 from .utils.fileio import atomic_path
 
@@ -274,8 +274,10 @@ def run_recipe(index, total, path, args, reference_source):
     return result
 
 
+@command()
 def main(argv=None):
     args = parse_args(argv)
+    check_output_path(args.out_dir, '--out-dir', folder=True)
     os.makedirs(args.out_dir, exist_ok=True)
     setup_logging(os.path.join(args.out_dir, 'compare.log'))
     logger.info(args)

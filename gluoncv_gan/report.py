@@ -18,11 +18,12 @@ import os
 import sys
 
 from .pipeline.report import write_report
-from .utils.cli import prog
+from .utils.cli import command, prog
 
 __all__ = ['main']
 
 
+@command()
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -31,9 +32,8 @@ def main(argv=None):
     parser.add_argument('run', help='a run folder (written by gluoncv_gan.train)')
     args = parser.parse_args(argv)
     if not os.path.isfile(os.path.join(args.run, 'config.yaml')):
-        print('error: %s is not a run folder (no config.yaml): give the --save-dir of a '
-              'training run' % args.run, file=sys.stderr)
-        sys.exit(2)
+        sys.exit('error: %s is not a run folder (no config.yaml): give the --save-dir of a '
+                 'training run' % args.run)
     path = write_report(args.run)
     print(path)
     return path

@@ -425,6 +425,37 @@ def test_evaluate_refuses_an_npy_that_is_not_an_array(tmp_path, capsys):
     assert 'is not a readable .npy array' in line and '(N, H, H, 3)' in line
 
 
+def test_benchmark_compare_and_report_refuse_bad_paths_in_one_line(tmp_path, capsys):
+    from gluoncv_gan import benchmark, compare, report
+    blocker = tmp_path / 'file'
+    blocker.write_text('keep me')
+    line = one_line_error(capsys, benchmark.main, ['--json', str(blocker / 'b.json')])
+    assert '--json' in line and 'which is a file' in line  # before the benchmark ran
+    line = one_line_error(capsys, compare.main, ['--recipes', 'configs/dcgan_lfw_sample.yaml',
+                                                 '--images', '64', '--out-dir',
+                                                 str(blocker / 'cmp')])
+    assert '--out-dir' in line and 'which is a file' in line
+    line = one_line_error(capsys, report.main, [str(tmp_path)])
+    assert 'is not a run folder' in line
+    assert os.listdir(str(tmp_path)) == ['file'] and blocker.read_text() == 'keep me'
+
+
+def test_prepare_lfw_errors_exit_2_in_one_line(tmp_path):
+    blocker = tmp_path / 'file'
+    blocker.write_text('keep me')
+    archive = tmp_path / 'lfw.tgz'
+    archive.write_bytes(b'not a tar archive')
+    for args, words in ((['--archive', str(archive), '--download-dir', str(blocker / 'lfw')],
+                         'not a folder'),
+                        (['--archive', str(tmp_path / 'missing.tgz'), '--download-dir',
+                          str(tmp_path / 'lfw')], 'missing.tgz')):
+        code, out, err = run_cli('gluoncv_gan.data.prepare_lfw', args + ['--no-progress'])
+        lines = [line for line in err.splitlines() if line.strip()]
+        assert code == 2 and 'Traceback' not in err, err
+        assert len(lines) == 1 and lines[0].startswith('error: ') and words in lines[0], err
+    assert blocker.read_text() == 'keep me'
+
+
 def test_debug_flag_and_variable_show_the_traceback(tmp_path):
     blocker = tmp_path / 'file'
     blocker.write_text('')

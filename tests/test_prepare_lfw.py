@@ -382,7 +382,7 @@ def test_cli_bad_checksum_exit_code_and_message(ddir, lfw_archive):
         [sys.executable, '-m', 'gluoncv_gan.data.prepare_lfw', '--archive',
          str(lfw_archive.path), '--md5', WRONG_MD5, '--download-dir', str(ddir),
          '--no-progress'], capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1
+    assert proc.returncode == 2
     assert 'error: checksum mismatch for archive' in proc.stderr
     assert WRONG_MD5 in proc.stderr and lfw_archive.md5 in proc.stderr
     assert 'Traceback' not in proc.stderr

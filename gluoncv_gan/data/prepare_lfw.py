@@ -49,7 +49,7 @@ from ..utils.download import (DownloadError, download, file_checksum, file_lock,
                               normalize_checksum)
 from ..utils.fileio import atomic_path
 from ..utils.paths import default_dataset_root
-from ..utils.cli import prog
+from ..utils.cli import EXIT_ERROR, describe_error, prog
 
 __all__ = ['prepare_lfw', 'main', 'LFW_URL', 'LFW_MD5']
 
@@ -532,8 +532,8 @@ def main(argv=None):
     Returns
     -------
     int
-        0 on success, 1 on an error (message on stderr, no traceback), 130
-        when interrupted.
+        0 on success, 2 on an error (one line on stderr saying what to do, no traceback),
+        130 when interrupted.
     """
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format='%(levelname)s: %(message)s')
@@ -542,8 +542,8 @@ def main(argv=None):
                     md5=args.md5, sha1=args.sha1, overwrite=args.overwrite,
                     no_download=args.no_download, progress=not args.no_progress)
     except (DownloadError, ValueError, OSError) as err:
-        print('error: %s' % (err,), file=sys.stderr, flush=True)
-        return 1
+        print('error: %s' % ' '.join(describe_error(err).split()), file=sys.stderr, flush=True)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print('interrupted; nothing incomplete was kept, run again to resume',
               file=sys.stderr, flush=True)
