@@ -5,6 +5,7 @@ import signal
 import subprocess
 import sys
 
+import cv2
 import mxnet as mx
 import numpy as np
 import pytest
@@ -351,3 +352,29 @@ def test_generator_step_without_discriminator_weight_gradients_is_the_same_updat
         np.testing.assert_allclose(results[0][key], results[1][key], rtol=1e-5, atol=1e-7,
                                    err_msg=key)
     assert any(not np.allclose(results[0][k], moved[k]) for k in moved)
+
+
+def test_compare_with_writes_the_run_beside_the_published_model(tmp_path, mxnet_home,
+                                                                monkeypatch):
+    """--compare-with NAME ends the run with compare.png: the run's fixed-noise samples (left)
+    and the published model's (right; its own seed-0 latents, as this run's nz differs)."""
+    from gluoncv_gan.pipeline.sampling import generate_images
+    from gluoncv_gan.utils.image import make_grid
+    run = tmp_path / 'run'
+    train_script.main(SMALL + ['--iterations', '2', '--compare-with', 'dcgan_lfw',
+                               '--save-dir', str(run)])
+    picture = cv2.cvtColor(cv2.imread(str(run / 'compare.png')), cv2.COLOR_BGR2RGB)
+    published = make_grid(generate_images(get_model('dcgan_lfw', pretrained=True), 64, seed=0))
+    height, width = published.shape[:2]
+    assert picture.shape == (28 + height, 2 * width + 12, 3)
+    np.testing.assert_array_equal(picture[28:, width + 12:], published)
+    assert not np.array_equal(picture[28:, :width], published)  # the left half is the run's
+    # a name without published weights: a warning, and the run still ends normally
+    from gluoncv_gan.model_zoo import model_store
+    monkeypatch.setattr(model_store, '_model_sha1_versions', [
+        entry for entry in model_store._model_sha1_versions if entry[1] != 'dcgan_lfw_128'])
+    other = tmp_path / 'other'
+    train_script.main(SMALL + ['--iterations', '2', '--compare-with', 'dcgan_lfw_128',
+                               '--save-dir', str(other)])
+    assert (other / 'model.params').exists() and not (other / 'compare.png').exists()
+    assert 'the published dcgan_lfw_128 is not available' in (other / 'train.log').read_text()

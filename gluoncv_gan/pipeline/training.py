@@ -19,6 +19,7 @@ from ..utils.config import ConfigError, load_config, save_config
 from ..utils.fileio import atomic_path
 from .build import (apply_hyperparameters, build_dataset, build_net, build_trainers, contexts,
                     fixed_noise_for)
+from .side_by_side import write_side_by_side
 
 __all__ = ['train', 'Stopped', 'resume_changes', 'setup_logging', 'save_final',
            'FROZEN_ON_RESUME']
@@ -227,6 +228,11 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
     distributed.save_worker_parameters(net, dist)
     if dist.is_root:
         save_final(estimator, config, save_dir, logger)
+        if config['compare_with']:
+            write_side_by_side(os.path.join(save_dir, 'compare.png'), net.generator, fixed_noise,
+                               config['compare_with'], 'this run: %d iterations on %s'
+                               % (estimator.iteration, config['dataset']), ctx=ctx[0],
+                               logger=logger)
     return estimator
 
 

@@ -159,6 +159,10 @@ SCHEMA = {
                         'generated images per evaluation (and real images compared with)'),
     'tensorboard': Key(bool, True, None, _BOOL,
                        'write TensorBoard logs (only when mxboard is installed)', file_only=True),
+    'compare_with': Key((str, type(None)), None, lambda v: v is None or v in MODELS.names(),
+                        'null or a model-zoo name',
+                        "at the end, write compare.png: the run's samples beside this "
+                        "published model's, same latents", metavar='NAME'),
 }
 
 
