@@ -138,3 +138,22 @@ def test_commands_run_as_written(doc, tmp_path):
         result = run_block(lang, code, repo, env)
         assert result.returncode == 0, '%s:%d exited %d:\n%s\n--- output ---\n%s' % (
             doc, line, result.returncode, code, result.stdout[-3000:])
+
+
+def test_readme_zoo_table_has_a_row_per_name_with_its_published_sha1():
+    from gluoncv_gan.model_zoo import get_model_list, pretrained_model_list
+    from gluoncv_gan.model_zoo.model_store import short_hash
+    section = read_text('README.md').split('## Model zoo', 1)[1].split('\n## ', 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        name = re.match(r'^\| `(\w+)`', line)
+        if name:
+            rows[name.group(1)] = line
+    assert sorted(rows) == sorted(get_model_list())
+    for name, row in rows.items():
+        if name in pretrained_model_list():
+            assert '`%s`' % short_hash(name) in row and 'passed' in row, row
+            assert ('model_cards/%s.md' % name) in row
+            assert os.path.exists(os.path.join(REPO, 'docs', 'model_cards', name + '.md'))
+        else:
+            assert 'no weights published' in row, row
