@@ -114,6 +114,29 @@ def test_loader_order_is_reproducible_and_resumable():
     assert not set(shards[0]) & set(shards[1])
 
 
+def test_flip_mirrors_a_reproducible_half_of_each_epoch():
+    """With flip, each image of a batch is the unflipped loader's image or its left-right
+    mirror; about half are mirrored, the same ones when the epoch is served again (a resumed
+    run), and another half in the next epoch."""
+    data = LFWSample()
+    plain, flipped = (CachedBatchLoader(data, 50, seed=5, flip=flip) for flip in (False, True))
+    epochs = {}
+    for epoch in (0, 1):
+        mirrored = []
+        for index in range(len(plain)):
+            a, b = plain.batch(epoch, index)[0].asnumpy(), flipped.batch(epoch, index)[0].asnumpy()
+            for x, y in zip(a, b):
+                same, mirror = np.array_equal(x, y), np.array_equal(x[:, :, ::-1], y)
+                assert same or mirror
+                mirrored.append(mirror and not same)
+        epochs[epoch] = np.array(mirrored)
+        assert 0.35 < epochs[epoch].mean() < 0.65
+    assert not np.array_equal(epochs[0], epochs[1])
+    again = CachedBatchLoader(data, 50, seed=5, flip=True)
+    again.set_position(1, 2)
+    np.testing.assert_array_equal(next(iter(again))[0].asnumpy(), flipped.batch(1, 2)[0].asnumpy())
+
+
 def test_two_devices_train_and_agree():
     est = small_estimator(hybridize=False, ctx=[mx.cpu(0), mx.cpu(1)])
     est.fit(CachedBatchLoader(LFWSample(), 8, seed=0), total_iterations=2)

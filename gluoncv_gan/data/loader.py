@@ -3,14 +3,21 @@ import mxnet as mx
 import numpy as np
 from mxnet.gluon.data import DataLoader
 
+from ..utils.seeds import FLIP_SALT
 from .lfw import to_gan_array
 
-__all__ = ['CachedBatchLoader', 'epoch_permutation']
+__all__ = ['CachedBatchLoader', 'epoch_permutation', 'epoch_flips']
 
 
 def epoch_permutation(num, seed, epoch):
     """The shuffled order of epoch ``epoch``: a function of (seed, epoch) alone."""
     return np.random.RandomState([seed, epoch]).permutation(num)
+
+
+def epoch_flips(num, seed, epoch):
+    """Which of the ``num`` images epoch ``epoch`` mirrors (a boolean per image index): a
+    function of (seed, epoch) alone, like the order, so a resumed run mirrors the same ones."""
+    return np.random.RandomState([seed, epoch, FLIP_SALT]).rand(num) < 0.5
 
 
 class CachedBatchLoader(DataLoader):
@@ -32,6 +39,8 @@ class CachedBatchLoader(DataLoader):
         Seed of the shuffling.
     shuffle : bool, default True
         Shuffle each epoch; False keeps the dataset's order.
+    flip : bool, default False
+        Mirror a random half of the images left-right each epoch (:func:`epoch_flips`).
     num_shards, shard : int, default 1, 0
         Serve only part ``shard`` of ``num_shards`` disjoint parts of each epoch (one per
         distributed worker): slice ``shard`` of each global batch of ``num_shards x
@@ -46,7 +55,8 @@ class CachedBatchLoader(DataLoader):
         identity indices.
     """
 
-    def __init__(self, dataset, batch_size, seed=0, shuffle=True, num_shards=1, shard=0):
+    def __init__(self, dataset, batch_size, seed=0, shuffle=True, num_shards=1, shard=0,
+                 flip=False):
         self._worker_pool = None  # DataLoader.__del__ reads it, even when __init__ raised
         if getattr(dataset, 'images', None) is None:
             raise ValueError('CachedBatchLoader needs a dataset built with use_cache=True')
@@ -58,11 +68,10 @@ class CachedBatchLoader(DataLoader):
             raise ValueError('the dataset has %d images%s, fewer than one batch of %d: use a '
                              'smaller batch size or more images'
                              % (per_shard, ' per shard' if num_shards > 1 else '', batch_size))
-        super().__init__(dataset, batch_size=batch_size,
-                                                last_batch='discard')
+        super().__init__(dataset, batch_size=batch_size, last_batch='discard')
         self._images, self._labels = dataset.images, np.asarray(dataset.labels)
         self.batch_size = self._batch = batch_size
-        self._seed, self._shuffle = seed, shuffle
+        self._seed, self._shuffle, self._flip = seed, shuffle, flip
         self._num_shards, self._shard = num_shards, shard
         self.epoch, self.start_batch = 0, 0
 
@@ -91,6 +100,9 @@ class CachedBatchLoader(DataLoader):
         order = np.argsort(idx)
         images = np.empty((len(idx),) + self._images.shape[1:], np.uint8)
         images[order] = self._images[idx[order]]
+        if self._flip:
+            mirrored = epoch_flips(len(self._images), self._seed, epoch)[idx]
+            images[mirrored] = images[mirrored, :, ::-1]
         return (mx.nd.array(to_gan_array(images), dtype='float32'),
                 mx.nd.array(self._labels[idx], dtype='int32'))
 

@@ -6,5 +6,6 @@ from .event_handler import (CheckpointHandler, EpochCounter, EvaluationHandler, 
                             LearningRateDecayHandler, SampleHandler, StopOnSignal,
                             TensorBoardHandler)
 from .ema import GeneratorEMA  # noqa: F401
+from .augment import DiffAugment  # noqa: F401
 from . import checkpoint  # noqa: F401
 from .report import ReportHandler  # noqa: F401

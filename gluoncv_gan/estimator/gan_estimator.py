@@ -10,6 +10,7 @@ from mxnet.gluon.contrib.estimator.event_handler import GradientUpdateHandler, L
 from mxnet.gluon.utils import split_and_load
 
 from ..utils.seeds import LATENT_BATCH_SALT
+from .augment import FAKE_FOR_D, FAKE_FOR_G, REAL
 from .checkpoint import NonFiniteError
 from .metrics import GANStepOutput, gan_metrics
 
@@ -88,18 +89,18 @@ class GANBatchProcessor(BatchProcessor):
             % (iteration, d_value, g_value if g_total is not None else 'not computed', rates,
                objective))
 
-    def _generator_backward(self, disc, objective, fake):
-        """Backpropagate ``g_loss(D(fake))`` into the generator's parameters."""
+    def _generator_backward(self, disc, objective, fake, view):
+        """Backpropagate ``g_loss(D(view(fake)))`` into the generator's parameters."""
         if not self.input_grad_only:
             with autograd.record():
-                g_loss = [objective.g_loss(disc(f)) for f in fake]
+                g_loss = [objective.g_loss(disc(x)) for x in view(fake)]
             autograd.backward(g_loss)
             return g_loss
         inputs = [f.detach() for f in fake]
         for x in inputs:
             x.attach_grad()
         with autograd.record():
-            g_loss = [objective.g_loss(disc(x)) for x in inputs]
+            g_loss = [objective.g_loss(disc(x)) for x in view(inputs)]
         input_grads = autograd.grad(g_loss, inputs)
         autograd.backward(fake, head_grads=input_grads)
         return g_loss
@@ -121,10 +122,16 @@ class GANBatchProcessor(BatchProcessor):
                            batch_axis=batch_axis)
         gen, disc, objective = estimator.net.generator, estimator.net.discriminator, estimator.loss
 
+        def view(chunks, part):
+            """What D sees of a batch: the batch, or its augmentation of this iteration."""
+            if not estimator.augment:
+                return chunks
+            return estimator.augment(chunks, estimator.iteration, part, estimator.shard)
+
         with autograd.record():
             fake = [gen(zi) for zi in z]
-            real_out = [disc(x) for x in real]
-            fake_out = [disc(f.detach()) for f in fake]
+            real_out = [disc(x) for x in view(real, REAL)]
+            fake_out = [disc(f) for f in view([f.detach() for f in fake], FAKE_FOR_D)]
             d_loss = [objective.d_loss(r, f) for r, f in zip(real_out, fake_out)]
         autograd.backward(d_loss)
         estimator.trainer_d.step(batch_size)
@@ -137,7 +144,8 @@ class GANBatchProcessor(BatchProcessor):
             # would never be used (D already stepped, and its next backward overwrites them),
             # so D is differentiated only with respect to its input, the generated batch, and
             # that gradient is carried on into G's parameters.
-            g_loss = self._generator_backward(disc, objective, fake)
+            g_loss = self._generator_backward(disc, objective, fake,
+                                              lambda chunks: view(chunks, FAKE_FOR_G))
             estimator.trainer_g.step(batch_size)
             if estimator.ema is not None:
                 estimator.ema.update()
@@ -187,6 +195,9 @@ class GANEstimator(Estimator):
     weight_clip : float, default 0
         Clip the discriminator's parameters into [-weight_clip, weight_clip] after each of its
         steps (0: no clipping).
+    augment : DiffAugment or None
+        Augment every batch the discriminator sees, real and generated (see
+        :mod:`gluoncv_gan.estimator.augment`).
 
     Attributes
     ----------
@@ -201,7 +212,8 @@ class GANEstimator(Estimator):
     """
 
     def __init__(self, net, objective, trainer_g, trainer_d, context=None, seed=0,
-                 train_metrics=None, batch_processor=None, ema=None, n_critic=1, weight_clip=0.0):
+                 train_metrics=None, batch_processor=None, ema=None, n_critic=1, weight_clip=0.0,
+                 augment=None):
         super().__init__(
             net, objective, train_metrics=train_metrics or gan_metrics(), trainer=trainer_d,
             context=context, batch_processor=batch_processor or GANBatchProcessor())
@@ -209,6 +221,7 @@ class GANEstimator(Estimator):
         self.nz = net.generator.nz
         self.seed = seed
         self.ema = ema
+        self.augment = augment
         if n_critic < 1 or weight_clip < 0:
             raise ValueError('n_critic must be >= 1 and weight_clip >= 0, got %r and %r'
                              % (n_critic, weight_clip))

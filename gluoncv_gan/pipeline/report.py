@@ -56,24 +56,37 @@ def _spread(items, count):
     return [items[i] for i in picks]
 
 
+# the GIF's frames by (grid file, its mtime, scale): a run rewrites the GIF every epoch, and
+# reducing and quantising every earlier grid again each time cost most of an epoch's report
+_FRAMES = {}
+
+
+def _gif_frame(path, scale):
+    from PIL import Image
+    key = (os.path.abspath(path), os.stat(path).st_mtime_ns, scale)
+    if key not in _FRAMES:
+        with Image.open(path) as image:
+            size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
+            small = image.convert('RGB').resize(size, Image.LANCZOS)
+        # a fast octree palette per frame: Pillow's default (median cut) takes ~100x longer
+        _FRAMES[key] = small.quantize(colors=256, method=Image.Quantize.FASTOCTREE)
+    return key, _FRAMES[key]
+
+
 def write_progress_gif(run_dir, scale=0.5, frame_seconds=0.4):
     """Animate the epoch grids into ``samples/progress.gif`` (Pillow); None without grids."""
-    from PIL import Image
     from ..utils.fileio import atomic_path
     grids = _spread(_epoch_grids(run_dir), GIF_FRAMES)
     if not grids:
         return None
-    frames = []
-    for _, rel in grids:
-        with Image.open(os.path.join(run_dir, rel)) as image:
-            size = (max(1, int(image.width * scale)), max(1, int(image.height * scale)))
-            small = image.convert('RGB').resize(size, Image.LANCZOS)
-        # a fast octree palette per frame: Pillow's default (median cut) takes ~100x longer
-        frames.append(small.quantize(colors=256, method=Image.Quantize.FASTOCTREE))
+    keys, frames = zip(*[_gif_frame(os.path.join(run_dir, rel), scale) for _, rel in grids])
+    folder = os.path.abspath(os.path.join(run_dir, 'samples'))
+    for key in [k for k in _FRAMES if os.path.dirname(k[0]) == folder and k not in keys]:
+        del _FRAMES[key]  # frames this run's GIF no longer shows
     path = os.path.join(run_dir, 'samples', 'progress.gif')
     durations = [int(frame_seconds * 1000)] * (len(frames) - 1) + [2000]  # dwell on the last
     with atomic_path(path) as tmp:
-        frames[0].save(tmp, format='GIF', save_all=True, append_images=frames[1:],
+        frames[0].save(tmp, format='GIF', save_all=True, append_images=list(frames[1:]),
                        duration=durations, loop=0)
     return path
 

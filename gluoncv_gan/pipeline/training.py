@@ -12,6 +12,7 @@ from ..estimator import (CheckpointHandler, EvaluationHandler, GANEstimator, GAN
                          GeneratorEMA, HistoryHandler, LearningRateDecayHandler, ReportHandler,
                          SampleHandler, StopOnSignal, TensorBoardHandler)
 from ..estimator import checkpoint as ckpt
+from ..estimator.augment import DiffAugment
 from ..estimator.gan_estimator import GANBatchProcessor
 from ..loss import get_objective
 from ..model_zoo import get_model
@@ -108,7 +109,8 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
     per_worker = config['batch_size'] * len(ctx)  # batch_size is per device, as in GluonCV
     try:
         loader = CachedBatchLoader(dataset, per_worker, seed=config['seed'],
-                                   num_shards=dist.num_workers, shard=dist.rank)
+                                   num_shards=dist.num_workers, shard=dist.rank,
+                                   flip=config['flip'])
     except ValueError as err:
         raise ConfigError(str(err)) from None
     logger.info('Data: %s, %d images of %dx%d, %d batches of %d per epoch', config['dataset'],
@@ -128,6 +130,7 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
     estimator = GANEstimator(net, get_objective(config['loss']), trainer_g, trainer_d,
                              context=ctx, seed=config['seed'], ema=ema,
                              n_critic=config['n_critic'], weight_clip=config['weight_clip'],
+                             augment=DiffAugment(config['augment'], seed=config['seed']),
                              batch_processor=GANBatchProcessor(
                                  check_interval=config['log_interval']))
     estimator.shard = dist.shard

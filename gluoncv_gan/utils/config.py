@@ -15,13 +15,15 @@ from .cli import UserError
 from .fileio import atomic_path
 from .registry import MODELS, OBJECTIVES, Registry
 
-__all__ = ['ConfigError', 'KVSTORE_TYPES', 'Key', 'SCHEMA', 'default_config', 'load_config',
+__all__ = ['ConfigError', 'KVSTORE_TYPES', 'AUGMENT_POLICIES', 'Key', 'SCHEMA', 'default_config', 'load_config',
            'validate_config', 'save_config', 'read_config_file', 'flag_of', 'add_config_flags',
            'overrides_from_args']
 
 
 # gradient reduction: one process ('device', 'local') or a parameter-server job ('dist_*')
 KVSTORE_TYPES = ('device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async')
+# the discriminator's input augmentations (estimator.augment), in the order they are applied
+AUGMENT_POLICIES = ('color', 'translation', 'cutout')
 
 
 class ConfigError(UserError, ValueError):
@@ -46,6 +48,10 @@ def _probability(value):
 
 def _positive_or_none(value):
     return value is None or _positive(value)
+
+
+def _augment_policy(value):
+    return all(name.strip() in AUGMENT_POLICIES for name in value.split(',') if name.strip())
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,12 @@ SCHEMA = {
     'data_dir': Key((str, type(None)), None, None, 'a folder',
                     'dataset folder (default: $MXNET_HOME/datasets/lfw for lfw; required for '
                     'folder)'),
+    'flip': Key(bool, False, None, _BOOL,
+                'mirror a random half of the training images left-right each epoch'),
+    'augment': Key(str, '', _augment_policy,
+                   "'' or a comma-separated subset of %s" % ','.join(AUGMENT_POLICIES),
+                   'augment every image the discriminator sees, real and generated '
+                   '(DiffAugment), e.g. color,translation,cutout: for a few hundred images'),
     'image_size': Key(int, 64, _power_of_two_16, 'a power of two >= 16', 'image height and width'),
     'nz': Key(int, 100, _positive, _POSITIVE, 'latent size'),
     'ngf': Key(int, 64, _positive, _POSITIVE, 'generator width'),
