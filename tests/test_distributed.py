@@ -104,18 +104,26 @@ def test_two_workers_agree_and_equal_one_process_with_two_devices(tmp_path, job_
                                              '--save-dir', str(tmp_path / 'run')],
                             cwd=REPO, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True))
-    reference = load(tmp_path / 'reference' / 'worker-0.params')
-    assert reference.keys() == workers[0].keys()
-    stats = [k for k in reference if is_running_stat(k)]
+    assert_workers_match(workers, load(tmp_path / 'reference' / 'worker-0.params'))
+
+
+def assert_workers_match(workers, one_process, *others):
+    """Two workers' parameters against one process with two devices (and other jobs' rank 0):
+    trainable parameters bit-identical between the workers and within 1e-5 of each reference;
+    BatchNorm running statistics each worker's own (they differ), their mean the one process's
+    saved ones."""
+    assert workers[0].keys() == workers[1].keys() == one_process.keys()
+    stats = [k for k in one_process if is_running_stat(k)]
     assert stats and any(not np.array_equal(workers[0][k], workers[1][k]) for k in stats)
-    for key in reference:
+    for key in one_process:
         if is_running_stat(key):
-            np.testing.assert_allclose((workers[0][key] + workers[1][key]) / 2, reference[key],
+            np.testing.assert_allclose((workers[0][key] + workers[1][key]) / 2, one_process[key],
                                        rtol=1e-5, atol=1e-6, err_msg=key)
             continue
         np.testing.assert_array_equal(workers[0][key], workers[1][key], err_msg=key)
-        np.testing.assert_allclose(workers[0][key], reference[key], rtol=1e-5, atol=1e-6,
-                                   err_msg=key)
+        for reference in (one_process,) + others:
+            np.testing.assert_allclose(workers[0][key], reference[key], rtol=1e-5, atol=1e-6,
+                                       err_msg=key)
 
 
 def test_resumed_distributed_run_continues_identically(tmp_path, job_env, two_worker_run):
