@@ -5,6 +5,8 @@ Examples::
     python -m gluoncv_gan.evaluate dcgan_lfw --pretrained --real ~/.mxnet/datasets/lfw
     python -m gluoncv_gan.evaluate dcgan_lfw --params runs/dcgan_lfw/model.params --real lfw_sample
     python -m gluoncv_gan.evaluate --fake samples.npy --real lfw_sample --json metrics.json
+    python -m gluoncv_gan.evaluate --real-floor --size 128 --real ~/.mxnet/datasets/lfw
+    python -m gluoncv_gan.evaluate dcgan_lfw_128 --pretrained --size 64 --real ~/.mxnet/datasets/lfw
 
 Sources of images (``--fake`` and ``--real``): ``lfw_sample`` (the bundled faces), an LFW root
 (holding ``lfw-deepfunneled/``), any folder of images (searched recursively), or an ``.npy`` of
@@ -14,6 +16,12 @@ How the real images are used: ``--num-samples`` of them (drawn with ``--seed``) 
 reference set of SWD, face rate and diversity; the remaining ones are the "training" reference
 of the memorisation check, against which the reference set plays the held-out part (a generator
 that copies training images lands much nearer to them than distinct real images do).
+
+``--size`` compares at a smaller size than the samples' own: a 128x128 model's samples are
+downscaled (area interpolation, as the reals are prepared) to be measured against 64x64 models.
+``--real-floor`` measures ``--num-samples`` other real images (none of them in the reference
+set) in place of generated ones: the floor of SWD at that size and seed, the score of a perfect
+generator. Its memorisation check fails by design, since those images are training images.
 """
 import argparse
 import json
@@ -26,8 +34,8 @@ import cv2
 import mxnet as mx
 
 from .model_zoo import get_model_list
-from .pipeline.evaluation import (MAX_MEMORIZATION_REFERENCE, evaluate_images, load_images,
-                                  split_real)
+from .pipeline.evaluation import (MAX_MEMORIZATION_REFERENCE, downscale, evaluate_images,
+                                  load_images, other_real, split_real)
 from .pipeline.generator import load_generator
 from .pipeline.sampling import generate_images
 from .utils.cli import add_debug_flag, check_output_path, command, prog
@@ -54,6 +62,11 @@ def parse_args(argv=None):
                         help='with a checkpoint or run folder: its moving-average generator')
     parser.add_argument('--fake', default=None,
                         help='ready-made images instead of a model: a folder or a uint8 NHWC .npy')
+    parser.add_argument('--real-floor', action='store_true',
+                        help='instead of a model: other real images, the floor of every metric')
+    parser.add_argument('--size', type=int, default=None,
+                        help='compare at this size: samples are downscaled to it (default: their '
+                             'own size; 64 with --real-floor)')
     parser.add_argument('--real', default='lfw_sample',
                         help='real images: lfw_sample, an LFW root, a folder or a .npy')
     parser.add_argument('--num-samples', type=int, default=2000,
@@ -64,10 +77,13 @@ def parse_args(argv=None):
     parser.add_argument('--gpus', default='', help='GPU id to generate on; empty for CPU')
     add_debug_flag(parser)
     args = parser.parse_args(argv)
-    if args.model is not None and args.fake is not None:
-        parser.error('give a model name or --fake, not both')
-    if args.model is None and args.fake is None:
-        parser.error('give a model name (with --pretrained or --params) or --fake')
+    sources = sum((args.model is not None, args.fake is not None, args.real_floor))
+    if sources > 1:
+        parser.error('give only one of: a model name, --fake, --real-floor')
+    if sources == 0:
+        parser.error('give a model name (with --pretrained or --params), --fake or --real-floor')
+    if args.size is not None and args.size < 16:
+        parser.error('--size must be at least 16')
     if args.num_samples < 10:
         parser.error('--num-samples must be at least 10')
     return args
@@ -103,7 +119,9 @@ def main(argv=None):
     ctx = mx.gpu(int(args.gpus)) if args.gpus.strip() else mx.cpu()
     start = time.time()
     try:
-        if args.fake:
+        if args.real_floor:
+            size, source = args.size or 64, {'fake': 'other real images (--real-floor)'}
+        elif args.fake:
             fake = load_images(args.fake, _probe_size(args.fake))
             size, source = fake.shape[1], {'fake': os.path.abspath(args.fake)}
         else:
@@ -117,8 +135,12 @@ def main(argv=None):
             source = {'model': args.model, 'pretrained': args.pretrained,
                       'params': args.params and os.path.abspath(args.params), 'ema': args.ema,
                       'generate_seconds': round(time.time() - gen_start, 3)}
+        if args.size and not args.real_floor:
+            fake, size = downscale(fake, args.size), args.size
         real = load_images(args.real, size)
         reference, rest = split_real(real, args.num_samples, args.seed)
+        if args.real_floor:
+            fake = other_real(rest, len(reference), args.seed)  # as many as the reference set
         result = evaluate_images(fake, reference, rest, seed=args.seed)
     except (ValueError, FileNotFoundError, DownloadError) as err:
         sys.exit('error: %s' % err)

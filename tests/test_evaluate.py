@@ -9,7 +9,7 @@ import pytest
 from gluoncv_gan import evaluate, train
 from gluoncv_gan.data import LFWSample
 from gluoncv_gan.model_zoo import get_model, pretrained_model_list
-from gluoncv_gan.pipeline.evaluation import load_images
+from gluoncv_gan.pipeline.evaluation import load_images, other_real, split_real
 from gluoncv_gan.pipeline.generator import load_generator
 from gluoncv_gan.utils.image import make_grid, save_image, to_uint8_images
 
@@ -204,7 +204,9 @@ def exit_message(argv, capsys):
 
 
 @pytest.mark.parametrize('argv, message', [
-    (['dcgan_lfw', '--params', 'x.params', '--fake', 'x.npy'], 'not both'),
+    (['dcgan_lfw', '--params', 'x.params', '--fake', 'x.npy'], 'only one of'),
+    (['--fake', 'x.npy', '--real-floor'], 'only one of'),
+    (['--real-floor', '--size', '8'], '--size must be at least 16'),
     (['--num-samples', '40'], 'give a model name'),
     (['--fake', '{tmp}/missing.npy'], 'missing.npy does not exist'),
     (['--fake', '{tmp}/empty'], 'no readable image'),
@@ -226,6 +228,47 @@ def test_wrong_dtype_npy_names_the_expected_layout(tmp_path, capsys):
     message = exit_message(['--fake', path], capsys)
     assert message.startswith('error: ') and path in message
     assert 'uint8' in message and '(N, H, H, 3)' in message
+
+
+def test_real_floor_measures_other_real_images_against_the_reference_set(tmp_path, faces):
+    out = str(tmp_path / 'floor.json')
+    result = evaluate.main(['--real-floor', '--size', '32', '--num-samples', str(NUM),
+                            '--seed', '3', '--json', out])
+    assert result['settings']['resolution'] == 32 and result['swd_resolutions'][0] == 32
+    assert result['counts']['fake'] == result['counts']['real_reference'] == NUM
+    with open(out) as f:
+        assert json.load(f)['swd'] == pytest.approx(result['swd'])
+    # the "fake" images are real faces outside the reference set, so every one of them is a copy
+    # of an image in the memorisation check's training reference
+    assert result['memorization']['copied_fraction'] == 1.0 and not result['memorization']['passed']
+    # the same draw again, and a different reference and draw with another seed
+    again = evaluate.main(['--real-floor', '--size', '32', '--num-samples', str(NUM), '--seed', '3'])
+    other = evaluate.main(['--real-floor', '--size', '32', '--num-samples', str(NUM), '--seed', '4'])
+    assert again['swd'] == result['swd'] and other['swd'] != result['swd']
+
+
+def test_size_downscales_samples_as_a_smaller_file_of_them_would_be_measured(tmp_path, capsys):
+    big = np.random.RandomState(1).randint(0, 256, (NUM, 128, 128, 3)).astype(np.uint8)
+    small = np.stack([cv2.resize(img, (64, 64), interpolation=cv2.INTER_AREA) for img in big])
+    np.save(str(tmp_path / 'big.npy'), big)
+    np.save(str(tmp_path / 'small.npy'), small)
+    at_64 = evaluate.main(['--fake', str(tmp_path / 'big.npy'), '--size', '64',
+                           '--num-samples', str(NUM)])
+    direct = evaluate.main(['--fake', str(tmp_path / 'small.npy'), '--num-samples', str(NUM)])
+    assert at_64['settings']['resolution'] == 64 and at_64['swd_resolutions'] == [64, 32, 16]
+    assert at_64['swd'] == direct['swd'] and at_64['diversity'] == direct['diversity']
+    message = exit_message(['--fake', str(tmp_path / 'small.npy'), '--size', '128'], capsys)
+    assert message.startswith('error: --size 128 is larger than the 64x64 images')
+
+
+def test_other_real_draws_from_the_rest_only_and_refuses_too_few():
+    real = np.arange(100, dtype=np.uint8).reshape(100, 1, 1, 1)
+    reference, rest = split_real(real, 30, seed=0)
+    other = other_real(rest, 30, seed=0)
+    assert len(other) == 30 and not set(other.ravel()) & set(reference.ravel())
+    assert set(other.ravel()) <= set(rest.ravel())
+    with pytest.raises(ValueError, match='lower --num-samples to at most 70'):
+        other_real(rest, 71, seed=0)
 
 
 def test_pretrained_exits_saying_no_weights_are_published(capsys):

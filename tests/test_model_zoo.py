@@ -34,6 +34,22 @@ def test_tutorial_layer_list():
     assert disc.output.weight.shape == (1, 512, 4, 4)
 
 
+def test_128_model_is_the_tutorials_with_a_32_channel_block_at_128():
+    net, tutorial = get_model('dcgan_lfw_128'), get_model('dcgan_lfw')
+    gen = [b.weight.shape for b in list(net.generator.features) + list(net.generator.output)
+           if isinstance(b, mx.gluon.nn.Conv2DTranspose)]
+    assert gen == [(100, 512, 4, 4), (512, 256, 4, 4), (256, 128, 4, 4), (128, 64, 4, 4),
+                   (64, 32, 4, 4), (32, 3, 4, 4)]
+    disc = [b.weight.shape[0] for b in net.discriminator.features
+            if isinstance(b, mx.gluon.nn.Conv2D)]
+    assert disc == [32, 64, 128, 256, 512]
+    # the extra blocks are all that is added to the tutorial's networks
+    assert num_params(net.generator) - num_params(tutorial.generator) == \
+        64 * 32 * 16 + 4 * 32 + 32 * 3 * 16 - 64 * 3 * 16
+    assert num_params(net.discriminator) - num_params(tutorial.discriminator) == \
+        3 * 32 * 16 + 32 * 64 * 16 + 4 * 64 - 3 * 64 * 16
+
+
 @pytest.mark.parametrize('resolution', [64, 128])
 def test_shapes_and_range(resolution):
     net = get_model('dcgan_lfw' if resolution == 64 else 'dcgan_lfw_128')

@@ -274,7 +274,10 @@ def dcgan_lfw(pretrained=False, ctx=mx.cpu(), root=None, **kwargs):
 
 @zoo_constructor(resolution=128)
 def dcgan_lfw_128(pretrained=False, ctx=mx.cpu(), root=None, **kwargs):
-    """DCGAN for 128x128 LFW faces: the tutorial's networks with one more block each
-    (configs/dcgan_lfw_128.yaml).
+    """DCGAN for 128x128 LFW faces: the tutorial's networks with one more block each, a
+    32-channel block at 128x128, so that every other resolution keeps the tutorial's widths
+    (ngf and ndf 32; configs/dcgan_lfw_128.yaml).
     """
+    kwargs.setdefault('ngf', 32)
+    kwargs.setdefault('ndf', 32)
     return get_dcgan('lfw', 128, pretrained=pretrained, ctx=ctx, root=root, **kwargs)

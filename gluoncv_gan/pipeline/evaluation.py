@@ -12,10 +12,10 @@ import numpy as np
 from ..data import LFW, FaceFolder, LFWSample
 from ..metrics import (diversity, face_detection_rate, memorization_score,
                        sliced_wasserstein_distance)
-from ..utils.seeds import EVALUATION_LATENT_SALT, REAL_SUBSET_SALT
+from ..utils.seeds import EVALUATION_LATENT_SALT, REAL_FLOOR_SALT, REAL_SUBSET_SALT
 
-__all__ = ['load_images', 'real_subset', 'split_real', 'evaluate_images', 'evaluation_latents',
-           'MAX_MEMORIZATION_REFERENCE']
+__all__ = ['load_images', 'downscale', 'real_subset', 'split_real', 'other_real', 'evaluate_images',
+           'evaluation_latents', 'MAX_MEMORIZATION_REFERENCE']
 
 MAX_MEMORIZATION_REFERENCE = 10000
 
@@ -31,6 +31,16 @@ def _resize_all(images, size):
         return images
     return np.stack([cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
                      for img in images])
+
+
+def downscale(images, size):
+    """uint8 NHWC ``images`` resized to ``size`` x ``size`` by area interpolation, as LFW is
+    prepared; refuses to upscale, which would only blur what is measured."""
+    if size > images.shape[1]:
+        raise ValueError('--size %d is larger than the %dx%d images: samples can only be '
+                         'downscaled; pass --size %d or less' % (size, images.shape[1],
+                                                                 images.shape[1], images.shape[1]))
+    return _resize_all(images, size)
 
 
 def load_images(source, size):
@@ -81,6 +91,20 @@ def split_real(real, num, seed):
     order = _real_order(len(real), seed)
     num = min(num, len(real) // 2)
     return real[np.sort(order[:num])], real[np.sort(order[num:])]
+
+
+def other_real(rest, num, seed):
+    """``num`` images of ``rest`` (the real images outside the reference set), drawn with ``seed``.
+
+    Measured in place of generated images they give the floor of every metric: what a generator
+    that samples the real distribution perfectly would score against the same reference set.
+    """
+    if num > len(rest):
+        raise ValueError('the real-vs-real floor needs %d other real images, but only %d are '
+                         'outside the reference set: lower --num-samples to at most %d'
+                         % (num, len(rest), len(rest)))
+    order = np.random.RandomState([seed, REAL_FLOOR_SALT]).permutation(len(rest))
+    return rest[np.sort(order[:num])]
 
 
 def _real_order(count, seed):

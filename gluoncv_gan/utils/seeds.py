@@ -8,7 +8,7 @@ same real subset in every command); changing one changes results. The shuffle of
 """
 
 __all__ = ['LATENT_BATCH_SALT', 'BN_RECALIBRATION_SALT', 'FIXED_NOISE_SALT', 'REAL_SUBSET_SALT',
-           'EVALUATION_LATENT_SALT', 'FLIP_SALT', 'AUGMENT_SALT']
+           'EVALUATION_LATENT_SALT', 'REAL_FLOOR_SALT', 'FLIP_SALT', 'AUGMENT_SALT']
 
 # the latents of each training iteration: [seed, iteration, salt] (estimator.latent_batch)
 LATENT_BATCH_SALT = 0x5A
@@ -20,6 +20,8 @@ FIXED_NOISE_SALT = 0xF1
 REAL_SUBSET_SALT = 0xE7
 # the latents of training's evaluations, the same at every epoch (pipeline.evaluation)
 EVALUATION_LATENT_SALT = 0xEA
+# the other real images that evaluate --real-floor measures in place of samples (pipeline.evaluation)
+REAL_FLOOR_SALT = 0xF0
 
 # which images an epoch mirrors: [seed, epoch, salt] (data.loader.epoch_flips)
 FLIP_SALT = 0xF7
