@@ -401,3 +401,30 @@ def test_compare_with_writes_the_run_beside_the_published_model(tmp_path, mxnet_
                                '--save-dir', str(other)])
     assert (other / 'model.params').exists() and not (other / 'compare.png').exists()
     assert 'the published dcgan_lfw_128 is not available' in (other / 'train.log').read_text()
+
+
+def test_initial_weights_depend_on_the_seed_only(tmp_path):
+    """build_net seeds MXNet's generator: what the process drew before does not change the
+    initial weights, and a fresh process's default state is seed 0's (the published runs)."""
+    from gluoncv_gan.pipeline.build import build_net
+
+    def initial(seed):
+        config = load_config(None, {'seed': seed, 'ngf': 8, 'ndf': 8, 'model': 'sngan_lfw'})
+        return [p.data().asnumpy() for p in build_net(config, mx.cpu()).collect_params().values()]
+
+    first = initial(0)
+    mx.nd.random.normal(shape=(1000,)).wait_to_read()  # the process draws in between
+    assert all(np.array_equal(a, b) for a, b in zip(first, initial(0)))
+    assert any(not np.array_equal(a, b) for a, b in zip(first, initial(1)))
+    code = ('import sys; import gluoncv_gan; import mxnet as mx; '
+            'from gluoncv_gan.pipeline.build import build_net; '
+            'from gluoncv_gan.utils.config import load_config; '
+            'net = build_net(load_config(None, {"ngf": 8, "ndf": 8, "model": "sngan_lfw"}), mx.cpu()); '
+            'mx.nd.save(sys.argv[1], [p.data() for p in net.collect_params().values()])')
+    # the same in a fresh process, and in one where build_net's seeding is switched off
+    unseeded = code.replace('net = build_net(', 'mx.random.seed = lambda *a, **k: None; net = build_net(')
+    for name, source in (('seeded', code), ('unseeded', unseeded)):
+        subprocess.run([sys.executable, '-c', source, str(tmp_path / name)], check=True, timeout=120)
+    seeded, fresh = mx.nd.load(str(tmp_path / 'seeded')), mx.nd.load(str(tmp_path / 'unseeded'))
+    assert all(np.array_equal(a.asnumpy(), b) for a, b in zip(seeded, first))
+    assert all(np.array_equal(a.asnumpy(), b.asnumpy()) for a, b in zip(seeded, fresh))

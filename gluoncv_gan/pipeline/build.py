@@ -36,6 +36,9 @@ def build_net(config, ctx):
     """The model-zoo pair of ``config``, initialised (Normal(0.02)) on ``ctx``."""
     if config['amp']:
         enable_bfloat16()
+    # the initial weights come from MXNet's global generator: seed it, so that they depend on
+    # the run's seed only, not on what the process drew before (a new process starts as seed 0)
+    mx.random.seed(config['seed'])
     net = get_model(config['model'], ctx=ctx, nz=config['nz'], ngf=config['ngf'],
                     ndf=config['ndf'])
     if net.resolution != config['image_size']:
