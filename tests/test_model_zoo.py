@@ -139,7 +139,10 @@ def test_unknown_name_lists_what_exists():
     assert get_model_list() == sorted(get_model_list())
 
 
-def test_unpublished_pretrained_fails_clearly():
+def test_unpublished_pretrained_fails_clearly(monkeypatch):
+    from gluoncv_gan.model_zoo import model_store
+    unpublished = [v for v in model_store._model_sha1_versions if v[1] != 'dcgan_lfw_128']
+    monkeypatch.setattr(model_store, '_model_sha1_versions', unpublished)
     with pytest.raises(ValueError, match="No pretrained weights are published for 'dcgan_lfw_128'"):
         get_model('dcgan_lfw_128', pretrained=True)
 

@@ -43,6 +43,7 @@ _model_sha1_versions = [
     ('0dac2a3abc5a17bb5c586e583228253d75463552', 'sngan_lfw'),
     ('05bc1e728a0e0ef8bf559307bae851130d63bae9', 'lsgan_lfw'),
     ('d21d5ace850db304f630f535b1ef4c121760d02a', 'wgan_lfw'),
+    ('4f31992cb49c367fdbf2bce217fa91dfbc06689e', 'dcgan_lfw_128'),
 ]
 
 
