@@ -33,7 +33,7 @@ INSTALL_REQUIRES = [
 
 # The wheel ships dcgan_lfw's weights only, to stay small (under 40 MB); the other names'
 # weights live in the same folder of a clone, or come from $GLUONCV_GAN_REPO (docs/model_zoo.md).
-SHIPPED_WEIGHTS = ['model_zoo/weights/dcgan_lfw-7c1a217d.zip']
+SHIPPED_WEIGHTS = ['model_zoo/weights/dcgan_lfw-92447550.zip']
 
 EXTRAS_REQUIRE = {
     'cpu': ['mxnet==1.9.1'],

@@ -117,7 +117,7 @@ def test_wheel_is_small_and_holds_the_bundled_faces_and_dcgan_lfw_weights_only(p
     faces = [n for n in names if n.startswith('gluoncv_gan/data/lfw_sample/') and n.endswith('.jpg')]
     assert len(faces) == 300  # the bundled sample of the README's main job
     weights = sorted(n for n in names if n.startswith('gluoncv_gan/model_zoo/weights/'))
-    assert weights == ['gluoncv_gan/model_zoo/weights/dcgan_lfw-7c1a217d.zip']  # docs/model_zoo.md
+    assert weights == ['gluoncv_gan/model_zoo/weights/dcgan_lfw-92447550.zip']  # docs/model_zoo.md
 
 
 def test_wheel_does_not_require_mxnet(project_wheel):

@@ -40,6 +40,7 @@ SHIPPED_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'weights'
 # (sha1 of the .params file, name); for a name listed more than once the last is the default
 _model_sha1_versions = [
     ('7c1a217dfa6345ff58d4b3e7e7c51c8f7df8264a', 'dcgan_lfw'),
+    ('92447550cef76be127ca97821e3341754c13ac20', 'dcgan_lfw'),
     ('0dac2a3abc5a17bb5c586e583228253d75463552', 'sngan_lfw'),
     ('05bc1e728a0e0ef8bf559307bae851130d63bae9', 'lsgan_lfw'),
     ('d21d5ace850db304f630f535b1ef4c121760d02a', 'wgan_lfw'),
