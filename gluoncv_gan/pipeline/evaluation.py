@@ -1,7 +1,9 @@
-"""Measure a set of generated images against real ones: SWD, face rate, diversity, memorisation.
+"""Measure a set of generated images against real ones.
 
-The real images are split once, with a seed, into the reference set the metrics compare with and
-the rest, the training reference of the memorisation check (:func:`split_real`).
+The project's own metrics (SWD, face rate, diversity, memorisation, sharpness) compare with a
+reference set drawn from the real images with a seed, the rest being the training reference of
+the memorisation check (:func:`split_real`). The field's metrics (FID, KID, precision/recall)
+compare with the Inception features of all the real images (:mod:`gluoncv_gan.metrics.inception`).
 """
 import os
 import time
@@ -10,14 +12,43 @@ import cv2
 import numpy as np
 
 from ..data import LFW, FaceFolder, LFWSample
-from ..metrics import (diversity, face_detection_rate, memorization_score,
-                       sliced_wasserstein_distance)
+from ..metrics import (diversity, face_detection_rate, inception_scores, memorization_score,
+                       sharpness_ratio, sliced_wasserstein_distance)
+from ..metrics.inception import inception_features
 from ..utils.seeds import EVALUATION_LATENT_SALT, REAL_FLOOR_SALT, REAL_SUBSET_SALT
 
-__all__ = ['load_images', 'downscale', 'real_subset', 'split_real', 'other_real', 'evaluate_images',
-           'evaluation_latents', 'MAX_MEMORIZATION_REFERENCE']
+__all__ = ['load_images', 'downscale', 'real_subset', 'split_real', 'split_real_indices',
+           'other_real', 'other_real_indices', 'evaluate_images', 'evaluation_latents',
+           'parse_metrics', 'METRICS', 'DEFAULT_METRICS', 'INCEPTION_METRICS',
+           'MAX_MEMORIZATION_REFERENCE']
 
 MAX_MEMORIZATION_REFERENCE = 10000
+# every metric by name; the Inception ones need the [fid] extra
+METRICS = ('swd', 'face', 'diversity', 'memorization', 'sharpness', 'fid', 'kid', 'pr')
+DEFAULT_METRICS = ('swd', 'face', 'diversity', 'memorization', 'sharpness')
+INCEPTION_METRICS = ('fid', 'kid', 'pr')
+
+
+def parse_metrics(names):
+    """A tuple of metric names, in :data:`METRICS` order, from a comma-separated string or a
+    list; ``all`` is every metric, ``default`` :data:`DEFAULT_METRICS`."""
+    if isinstance(names, str):
+        names = [n.strip() for n in names.split(',') if n.strip()]
+    chosen = set()
+    for name in names:
+        name = str(name).lower()
+        if name == 'all':
+            chosen.update(METRICS)
+        elif name == 'default':
+            chosen.update(DEFAULT_METRICS)
+        elif name in METRICS:
+            chosen.add(name)
+        else:
+            raise ValueError('unknown metric %r: choose from %s, all or default'
+                             % (name, ', '.join(METRICS)))
+    if not chosen:
+        raise ValueError('no metric given: choose from %s, all or default' % ', '.join(METRICS))
+    return tuple(m for m in METRICS if m in chosen)
 
 
 def evaluation_latents(num, nz, seed):
@@ -82,15 +113,31 @@ def real_subset(real, num, seed):
     return real[np.sort(_real_order(len(real), seed)[:num])]
 
 
+def split_real_indices(count, num, seed):
+    """Indices (reference, rest) of :func:`split_real` among ``count`` real images."""
+    order = _real_order(count, seed)
+    num = min(num, count // 2)
+    return np.sort(order[:num]), np.sort(order[num:])
+
+
 def split_real(real, num, seed):
     """(reference, rest): :func:`real_subset` and all the other images.
 
     The reference takes at most half of ``real``, so that the memorisation check keeps a
     training reference of its own.
     """
-    order = _real_order(len(real), seed)
-    num = min(num, len(real) // 2)
-    return real[np.sort(order[:num])], real[np.sort(order[num:])]
+    reference, rest = split_real_indices(len(real), num, seed)
+    return real[reference], real[rest]
+
+
+def other_real_indices(rest_indices, num, seed):
+    """``num`` of ``rest_indices`` drawn with ``seed``, sorted: the images of :func:`other_real`."""
+    if num > len(rest_indices):
+        raise ValueError('the real-vs-real floor needs %d other real images, but only %d are '
+                         'outside the reference set: lower --num-samples to at most %d'
+                         % (num, len(rest_indices), len(rest_indices)))
+    order = np.random.RandomState([seed, REAL_FLOOR_SALT]).permutation(len(rest_indices))
+    return np.asarray(rest_indices)[np.sort(order[:num])]
 
 
 def other_real(rest, num, seed):
@@ -99,12 +146,7 @@ def other_real(rest, num, seed):
     Measured in place of generated images they give the floor of every metric: what a generator
     that samples the real distribution perfectly would score against the same reference set.
     """
-    if num > len(rest):
-        raise ValueError('the real-vs-real floor needs %d other real images, but only %d are '
-                         'outside the reference set: lower --num-samples to at most %d'
-                         % (num, len(rest), len(rest)))
-    order = np.random.RandomState([seed, REAL_FLOOR_SALT]).permutation(len(rest))
-    return rest[np.sort(order[:num])]
+    return rest[other_real_indices(np.arange(len(rest)), num, seed)]
 
 
 def _real_order(count, seed):
@@ -119,37 +161,62 @@ def _timed(timings, name, func, *args, **kwargs):
 
 
 def evaluate_images(fake, real_reference, real_rest=None, seed=0, face_rate_real=True,
-                    diversity_real=True):
-    """Every metric of ``fake`` against real images; a JSON-ready dict.
+                    diversity_real=True, metrics=DEFAULT_METRICS, real_features=None,
+                    fake_features=None):
+    """The chosen metrics of ``fake`` against real images; a JSON-ready dict.
 
     Parameters
     ----------
     fake : numpy.ndarray
         uint8 NHWC generated images.
     real_reference : numpy.ndarray
-        uint8 NHWC real images, same size (the comparison set).
+        uint8 NHWC real images, same size (the comparison set of SWD, face rate, diversity and
+        sharpness).
     real_rest : numpy.ndarray or None
         Other real images, the training reference of the memorisation check (skipped if None).
     seed : int
         Seed of every metric's random choices.
     face_rate_real, diversity_real : bool
         Also measure the real reference (training measures it once, not at every evaluation).
+    metrics : sequence of str
+        Names from :data:`METRICS`.
+    real_features : numpy.ndarray or None
+        Inception features of the real images FID, KID and precision/recall compare with
+        (:func:`~gluoncv_gan.metrics.inception.reference_features`); needed for those metrics.
+    fake_features : numpy.ndarray or None
+        Inception features of ``fake`` when already known; computed when needed otherwise.
     """
+    metrics = parse_metrics(metrics)
     timings = {}
     out = {}
-    swd = _timed(timings, 'swd', sliced_wasserstein_distance, real_reference, fake, seed=seed)
-    out.update(swd=swd['swd'], swd_levels=swd['swd_levels'], swd_resolutions=swd['resolutions'])
-    out['face_rate'] = _timed(timings, 'face_rate', face_detection_rate, fake)
-    if face_rate_real:
-        out['face_rate_real'] = _timed(timings, 'face_rate_real', face_detection_rate,
-                                       real_reference)
-    out['diversity'] = _timed(timings, 'diversity', diversity, fake, seed=seed)
-    if diversity_real:
-        out['diversity_real'] = _timed(timings, 'diversity_real', diversity, real_reference,
-                                       seed=seed)
-    if real_rest is not None and len(real_rest) >= 2:
+    if 'swd' in metrics:
+        swd = _timed(timings, 'swd', sliced_wasserstein_distance, real_reference, fake, seed=seed)
+        out.update(swd=swd['swd'], swd_levels=swd['swd_levels'],
+                   swd_resolutions=swd['resolutions'])
+    if 'face' in metrics:
+        out['face_rate'] = _timed(timings, 'face_rate', face_detection_rate, fake)
+        if face_rate_real:
+            out['face_rate_real'] = _timed(timings, 'face_rate_real', face_detection_rate,
+                                           real_reference)
+    if 'diversity' in metrics:
+        out['diversity'] = _timed(timings, 'diversity', diversity, fake, seed=seed)
+        if diversity_real:
+            out['diversity_real'] = _timed(timings, 'diversity_real', diversity, real_reference,
+                                           seed=seed)
+    if 'memorization' in metrics and real_rest is not None and len(real_rest) >= 2:
         rest = real_rest[:MAX_MEMORIZATION_REFERENCE]
         out['memorization'] = _timed(timings, 'memorization', memorization_score, fake, rest,
                                      real_reference)
+    if 'sharpness' in metrics:
+        out.update(_timed(timings, 'sharpness', sharpness_ratio, fake, real_reference))
+    wanted = [m for m in metrics if m in INCEPTION_METRICS]
+    if wanted:
+        if real_features is None:
+            raise ValueError('%s need the Inception features of the real images'
+                             % ', '.join(wanted))
+        if fake_features is None:
+            fake_features, _ = _timed(timings, 'inception_features', inception_features, fake)
+        out.update(_timed(timings, 'inception_scores', inception_scores, real_features,
+                          fake_features, wanted, seed=seed))
     out['timings'] = timings
     return out

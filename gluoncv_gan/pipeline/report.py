@@ -131,27 +131,43 @@ def _image(rel, alt, css='grid'):
                                                   html.escape(alt))
 
 
+# optional columns of the evaluation table: (row key, heading, format), shown when measured
+_OPTIONAL_COLUMNS = (('sharpness', 'sharpness', '%.3f'), ('fid', 'FID', '%.2f'),
+                     ('kid', 'KID x1e3', None), ('precision', 'precision', '%.3f'),
+                     ('recall', 'recall', '%.3f'))
+
+
+def _cell(row, key, fmt):
+    if key not in row:
+        return ''
+    return '%.2f' % (1e3 * row[key]) if key == 'kid' else fmt % row[key]
+
+
 def _evaluation_table(rows, best):
     if not rows:
         return '<p class="note">No evaluation yet (training with --eval-interval N evaluates ' \
                'every N epochs).</p>'
     best_epoch = (best or {}).get('epoch')
+    extra = [c for c in _OPTIONAL_COLUMNS if any(c[0] in row for row in rows)]
     lines = ['<table><tr><th>epoch</th><th>iteration</th><th>SWD x1e3</th><th>SWD levels</th>'
-             '<th>face rate</th><th>diversity</th><th>seconds</th><th></th></tr>']
+             '<th>face rate</th><th>diversity</th>%s<th>seconds</th><th></th></tr>'
+             % ''.join('<th>%s</th>' % heading for _, heading, _ in extra)]
     for row in rows:
         is_best = row.get('epoch') == best_epoch
         lines.append('<tr%s><td>%s</td><td>%s</td><td>%.2f</td><td>%s</td><td>%.3f</td>'
-                     '<td>%.4f</td><td>%s</td><td>%s</td></tr>' % (
+                     '<td>%.4f</td>%s<td>%s</td><td>%s</td></tr>' % (
                          ' class="best"' if is_best else '', row.get('epoch'),
                          row.get('iteration'), row['swd'],
                          ' / '.join('%.1f' % v for v in row.get('swd_levels', [])),
-                         row['face_rate'], row['diversity'], row.get('seconds', ''),
-                         'best checkpoint' if is_best else ''))
+                         row['face_rate'], row['diversity'],
+                         ''.join('<td>%s</td>' % _cell(row, key, fmt) for key, _, fmt in extra),
+                         row.get('seconds', ''), 'best checkpoint' if is_best else ''))
     lines.append('</table>')
     if best:
-        lines.append('<p class="note">Best by SWD: epoch %s, <code>%s</code> (kept whatever '
+        lines.append('<p class="note">Best by %s: epoch %s, <code>%s</code> (kept whatever '
                      '--keep-checkpoints says; export takes it).</p>'
-                     % (best.get('epoch'), html.escape(os.path.basename(best['checkpoint']))))
+                     % (html.escape(best.get('metric', 'swd').upper()), best.get('epoch'),
+                        html.escape(os.path.basename(best['checkpoint']))))
     return '\n'.join(lines)
 
 
@@ -163,7 +179,7 @@ def _commands(run_dir, model):
         '# sample 64 faces from the newest checkpoint',
         'python -m gluoncv_gan.sample %s --params %s --num 64 --out %s'
         % (model, run, shlex.quote(os.path.join(run_dir, 'faces.png'))),
-        '# deployable generator (best checkpoint by SWD, else the newest)',
+        '# deployable generator (the best checkpoint, else the newest)',
         'python -m gluoncv_gan.export %s --format symbol --out-dir %s'
         % (run, shlex.quote(os.path.join(run_dir, 'deploy'))),
         'python -m gluoncv_gan.export %s --format onnx --out-dir %s'

@@ -15,6 +15,7 @@ from ..estimator import checkpoint as ckpt
 from ..estimator.augment import DiffAugment
 from ..estimator.gan_estimator import GANBatchProcessor
 from ..loss import get_objective
+from ..metrics.inception import FIDUnavailable, reference_features
 from ..model_zoo import get_model
 from ..utils.config import ConfigError, load_config, save_config
 from ..utils.fileio import atomic_path
@@ -142,10 +143,12 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
                                     stateful={'history': history, 'job': dist})
     evaluation = None
     if config['eval_interval'] and dist.is_root:
+        metrics = [m.strip() for m in config['eval_metrics'].split(',') if m.strip()]
         evaluation = EvaluationHandler(save_dir, dataset.images, checkpoints,
                                        num_samples=config['eval_samples'],
                                        interval=config['eval_interval'], seed=config['seed'],
-                                       logger=logger)
+                                       logger=logger, metrics=metrics,
+                                       real_features=_real_features(dataset.images, metrics))
         checkpoints.stateful['evaluation'] = evaluation
         history.panel_sources.append(evaluation.panels)
     if checkpoint:
@@ -250,3 +253,14 @@ def save_final(estimator, config, save_dir, logger):
             estimator.ema.save(tmp)
     logger.info('Saved the trained %s pair to %s', config['model'],
                 os.path.join(save_dir, 'model.params'))
+
+
+def _real_features(images, metrics):
+    """Inception features of the training images when FID, KID or PR are evaluated, else None
+    (computed once and cached: :func:`~gluoncv_gan.metrics.inception.reference_features`)."""
+    if not any(m in ('fid', 'kid', 'pr') for m in metrics):
+        return None
+    try:
+        return reference_features(np.asarray(images))[0]
+    except FIDUnavailable as err:
+        raise ConfigError('eval_metrics asks for %s: %s' % (','.join(metrics), err)) from None

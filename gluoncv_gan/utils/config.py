@@ -24,6 +24,9 @@ __all__ = ['ConfigError', 'KVSTORE_TYPES', 'AUGMENT_POLICIES', 'Key', 'SCHEMA', 
 KVSTORE_TYPES = ('device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async')
 # the discriminator's input augmentations (estimator.augment), in the order they are applied
 AUGMENT_POLICIES = ('color', 'translation', 'cutout')
+# what training's evaluations measure: swd is the project's set (SWD, face rate, diversity,
+# sharpness); fid, kid and pr need the [fid] extra
+EVAL_METRICS = ('swd', 'fid', 'kid', 'pr')
 
 
 class ConfigError(UserError, ValueError):
@@ -52,6 +55,11 @@ def _positive_or_none(value):
 
 def _augment_policy(value):
     return all(name.strip() in AUGMENT_POLICIES for name in value.split(',') if name.strip())
+
+
+def _eval_metrics(value):
+    names = [name.strip() for name in value.split(',') if name.strip()]
+    return bool(names) and all(name in EVAL_METRICS for name in names)
 
 
 @dataclass(frozen=True)
@@ -169,6 +177,11 @@ SCHEMA = {
                          'generator (0: none)'),
     'eval_samples': Key(int, 2000, lambda v: v >= 10, 'an integer >= 10',
                         'generated images per evaluation (and real images compared with)'),
+    'eval_metrics': Key(str, 'swd', _eval_metrics,
+                        'a comma-separated subset of %s' % ','.join(EVAL_METRICS),
+                        'what evaluations measure: swd (SWD, face rate, diversity, sharpness), '
+                        'fid, kid, pr (the [fid] extra); the best checkpoint is chosen by FID '
+                        'when it is measured, else by SWD'),
     'tensorboard': Key(bool, True, None, _BOOL,
                        'write TensorBoard logs (only when mxboard is installed)', file_only=True),
     'compare_with': Key((str, type(None)), None, lambda v: v is None or v in MODELS.names(),
