@@ -264,9 +264,9 @@ def main(argv=None):
     defaults = {'nz': default.nz, 'ngf': default.generator.ngf, 'ndf': default.discriminator.ndf,
                 'skip_excitation': getattr(default.generator, 'skip_excitation', None)}
     if any(defaults[key] != value for key, value in arch.items()):
-        args = ', '.join('%s=%r' % kv for kv in arch.items())
+        given = ', '.join('%s=%r' % kv for kv in arch.items())
         logger.warning('The run\'s nets (%s) differ from %s\'s defaults: load these weights '
-                       'with get_model(%r, pretrained=..., %s)', args, name, name, args)
+                       'with get_model(%r, pretrained=..., %s)', given, name, name, given)
     sha1, zip_path = export_pair(net, name, args.out_dir, args.dtype)
     params_path = zip_path[:-4] + '.params'
     max_diff, mean_diff = sample_difference(net, params_path, name, config)

@@ -6,6 +6,7 @@ import mxnet as mx
 import numpy as np
 import pytest
 
+from gluoncv_gan import export
 from gluoncv_gan import train as train_script
 from gluoncv_gan.benchmark import conv_macs
 from gluoncv_gan.model_zoo import (DCGANDiscriminator, DCGANGenerator, ResGAN, SkipExcitation,
@@ -164,5 +165,10 @@ def test_the_recipe_trains_and_resumes_bit_identically(tmp_path):
         assert_same_parameters(tmp_path / 'whole' / name, tmp_path / 'split' / name)
     history = json.loads((tmp_path / 'split' / 'history.json').read_text())
     assert [row['iteration'] for row in history] == list(range(1, 7))
+    # the run exports like any other (its moving average) and loads into the gated networks
+    sha1, zip_path = export.main([str(tmp_path / 'whole'), '--out-dir', str(tmp_path / 'out'),
+                                  '--dtype', 'float32'])
+    assert os.path.basename(zip_path) == 'resgan_lfw-%s.zip' % sha1[:8]
     net = get_model('resgan_lfw', nz=16, ngf=8, ndf=8, skip_excitation=True)
-    net.load_parameters(str(tmp_path / 'split' / 'model.params'))  # the gated architecture
+    net.load_parameters(zip_path[:-4] + '.params')
+    assert net.generate(2, seed=0).shape == (2, 3, 64, 64)

@@ -44,13 +44,10 @@ def count_macs(block, input_shape):
     with mx.autograd.predict_mode():
         out = block(data)
     internals = out.get_internals()
-    names = internals.list_outputs()
-    _, out_shapes, _ = internals.infer_shape_partial(data=tuple(input_shape))
-    shapes = dict(zip(names, out_shapes))
-    shapes.update(zip(internals.list_arguments(),
-                      internals.infer_shape_partial(data=tuple(input_shape))[0]))
+    arg_shapes, out_shapes, _ = internals.infer_shape_partial(data=tuple(input_shape))
+    shapes = dict(zip(internals.list_outputs(), out_shapes))
+    shapes.update(zip(internals.list_arguments(), arg_shapes))
     nodes = json.loads(out.tojson())['nodes']
-    batch = input_shape[0]
     rows = []
     for node in nodes:
         op = node['op']
@@ -66,7 +63,6 @@ def count_macs(block, input_shape):
         else:
             macs = _prod(weight)
         rows.append((node['name'], op, int(macs)))
-    del batch
     return rows
 
 
