@@ -8,8 +8,8 @@ shortcut), then BatchNorm, ReLU, a 3x3 convolution to RGB and tanh.
 Discriminator: one down-sampling residual block per halving down to 4x4, every convolution
 spectrally normalised and no BatchNorm, then ReLU, a sum over positions and a spectrally
 normalised linear layer to one score. Each block convolves once at its input resolution and
-once after a 2x2 average pooling (as the ProGAN and StyleGAN2 discriminators do), rather than
-twice before the pooling as in SNGAN: that costs 4x fewer multiply-adds at the same widths, so
+once after a 2x2 average pooling (as StyleGAN2's discriminator blocks do), rather than twice
+before the pooling as in SNGAN: that costs 4x fewer multiply-adds at the same widths, so
 the discriminator can be twice as wide for the same budget. Widths, multiply-adds and the
 training recipe: docs/recipes.md.
 """
