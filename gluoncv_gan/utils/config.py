@@ -24,14 +24,16 @@ __all__ = ['ConfigError', 'KVSTORE_TYPES', 'AUGMENT_POLICIES', 'ARCH_KEYS', 'Key
 KVSTORE_TYPES = ('device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async')
 # the discriminator's input augmentations (estimator.augment), in the order they are applied
 AUGMENT_POLICIES = ('color', 'translation', 'cutout')
-# keys that shape the networks: passed to the model's constructor (see arch_kwargs)
-ARCH_KEYS = ('nz', 'ngf', 'ndf', 'skip_excitation')
-# of those, the ones only some models take: a model lists them in its constructor's `options`
-_MODEL_OPTIONS = ('skip_excitation',)
 
 
 class ConfigError(UserError, ValueError):
     """A configuration key or value is wrong."""
+
+
+# keys that shape the networks: passed to the model's constructor (see arch_kwargs)
+ARCH_KEYS = ('nz', 'ngf', 'ndf', 'skip_excitation')
+# of those, the ones only some models take: a model lists them in its constructor's `options`
+_MODEL_OPTIONS = ('skip_excitation',)
 
 
 def _positive(value):
