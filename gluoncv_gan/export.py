@@ -45,6 +45,7 @@ from .estimator.checkpoint import find_checkpoint, read_state
 from .model_zoo import get_model, get_model_list
 from .pipeline.generator import load_checkpoint_pair
 from .utils.cli import add_debug_flag, command
+from .utils.config import arch_kwargs
 from .utils.download import file_checksum
 from .utils.fileio import atomic_path
 from .utils.cli import prog
@@ -150,7 +151,7 @@ def export_pair(net, name, out_dir, dtype='float16'):
 def sample_difference(net, params_path, name, config, num=64, seed=0):
     """Largest absolute pixel difference (in [-1, 1] units) between the float32 pair's samples
     and those of the stored weights loaded back as float32."""
-    other = get_model(name, nz=config['nz'], ngf=config['ngf'], ndf=config['ndf'])
+    other = get_model(name, **arch_kwargs(config))
     other.load_parameters(params_path, cast_dtype=True, dtype_source='current')
     a = net.generate(num, seed=seed).asnumpy()
     b = other.generate(num, seed=seed).asnumpy()
@@ -259,12 +260,13 @@ def main(argv=None):
         except ImportError as err:
             _fail(err)
     default = get_model(name, pretrained=False)
-    if (config['nz'], config['ngf'], config['ndf']) != (default.nz, default.generator.ngf,
-                                                        default.discriminator.ndf):
-        logger.warning('The run\'s nets (nz=%d, ngf=%d, ndf=%d) differ from %s\'s defaults: '
-                       'load these weights with get_model(%r, pretrained=..., nz=%d, ngf=%d, '
-                       'ndf=%d)', config['nz'], config['ngf'], config['ndf'], name, name,
-                       config['nz'], config['ngf'], config['ndf'])
+    arch = arch_kwargs(config)
+    defaults = {'nz': default.nz, 'ngf': default.generator.ngf, 'ndf': default.discriminator.ndf,
+                'skip_excitation': getattr(default.generator, 'skip_excitation', None)}
+    if any(defaults[key] != value for key, value in arch.items()):
+        given = ', '.join('%s=%r' % kv for kv in arch.items())
+        logger.warning('The run\'s nets (%s) differ from %s\'s defaults: load these weights '
+                       'with get_model(%r, pretrained=..., %s)', given, name, name, given)
     sha1, zip_path = export_pair(net, name, args.out_dir, args.dtype)
     params_path = zip_path[:-4] + '.params'
     max_diff, mean_diff = sample_difference(net, params_path, name, config)

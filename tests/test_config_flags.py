@@ -100,7 +100,7 @@ def test_help_shows_each_key_help_and_default(capsys):
             assert re.sub(r'\s+', '', spec.help) in squeezed, key
     text = ' '.join(out.split())
     assert 'latent size; default: 100' in text
-    assert 'one of: dcgan_lfw, dcgan_lfw_128, lsgan_lfw, sngan_lfw, wgan_lfw' in text
+    assert 'one of: dcgan_lfw, dcgan_lfw_128, lsgan_lfw, resgan_lfw, sngan_lfw, wgan_lfw' in text
 
 
 def section(path, heading):

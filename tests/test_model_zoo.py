@@ -180,7 +180,7 @@ def test_pretrained_loads_from_a_fresh_cache_without_network(name, mxnet_home, m
     np.testing.assert_array_equal(again.generate(16, seed=0).asnumpy(), values)
 
 
-RECIPE_NAMES = ['lsgan_lfw', 'wgan_lfw', 'sngan_lfw', 'dcgan_lfw_128']
+RECIPE_NAMES = ['lsgan_lfw', 'wgan_lfw', 'sngan_lfw', 'dcgan_lfw_128', 'resgan_lfw']
 
 
 @pytest.mark.parametrize('name', RECIPE_NAMES)
@@ -227,9 +227,9 @@ def test_sngan_discriminator_is_spectral_without_batchnorm_and_dcgan_is_unchange
 
 
 def test_constructors_register_themselves():
-    from gluoncv_gan.model_zoo import dcgan, recipes
+    from gluoncv_gan.model_zoo import dcgan, recipes, resgan
     from gluoncv_gan.model_zoo.registry import get_constructor, list_models
-    defined = {name: getattr(module, name) for module in (dcgan, recipes)
+    defined = {name: getattr(module, name) for module in (dcgan, recipes, resgan)
                for name in module.__all__ if name.endswith('_lfw') or '_lfw_' in name}
     assert list_models() == sorted(defined) == get_model_list()
     for name, constructor in defined.items():
@@ -264,4 +264,6 @@ def test_constructor_docstrings_have_the_same_numpy_sections():
         documented = [line.split(' : ')[0] for line in parameters[0].splitlines()
                       if line and not line.startswith(' ')]
         assert documented == ['pretrained', 'ctx', 'root', '**kwargs'], name
-        assert parameters[1].startswith('DCGAN\n'), name
+        pair = 'ResGAN' if name.startswith('resgan') else 'DCGAN'
+        assert parameters[1].startswith(pair + '\n'), name
+        assert ('Passed to :class:`%s`' % pair) in parameters[0], name

@@ -6,11 +6,11 @@ one up-sampling block to the generator and one down-sampling block to the discri
 import math
 
 import mxnet as mx
-import numpy as np
 from mxnet.gluon import nn
 
 from ..nn import SNConv2D, power_iterate_hybridized
 from .model_store import get_model_file
+from .pair import GANPair
 from .registry import register_model
 
 __all__ = ['DCGANGenerator', 'DCGANDiscriminator', 'DCGAN', 'get_dcgan',
@@ -119,7 +119,7 @@ class DCGANDiscriminator(nn.HybridBlock):
         return F.reshape(self.output(self.features(x)), shape=(-1,))
 
 
-class DCGAN(nn.HybridBlock):
+class DCGAN(GANPair):
     """A generator and its discriminator, kept, saved and loaded together.
 
     Calling the block on latent vectors runs the generator.
@@ -140,52 +140,11 @@ class DCGAN(nn.HybridBlock):
 
     def __init__(self, nz=100, ngf=64, ndf=64, channels=3, resolution=64, d_norm='batch',
                  **kwargs):
-        super().__init__(**kwargs)
-        self.nz, self.resolution = nz, resolution
+        super().__init__(nz, resolution, **kwargs)
         with self.name_scope():
             self.generator = DCGANGenerator(nz, ngf, channels, resolution, prefix='generator_')
             self.discriminator = DCGANDiscriminator(ndf, channels, resolution, norm=d_norm,
                                                     prefix='discriminator_')
-
-    def hybrid_forward(self, F, z):
-        return self.generator(z)
-
-    def sample_latent(self, num, ctx=None, seed=None):
-        """Draw ``num`` latent vectors from N(0, 1), shape (num, nz, 1, 1).
-
-        With a ``seed`` the draw comes from its own NumPy generator, so it is the same on any
-        device and leaves MXNet's global random state alone.
-        """
-        ctx = ctx or mx.cpu()
-        if seed is None:
-            return mx.nd.random.normal(shape=(num, self.nz, 1, 1), ctx=ctx)
-        z = np.random.RandomState(seed).standard_normal((num, self.nz, 1, 1))
-        return mx.nd.array(z, ctx=ctx, dtype='float32')
-
-    def generate(self, num, ctx=None, seed=None, batch_size=256):
-        """Generate ``num`` images with the generator in inference mode.
-
-        Parameters
-        ----------
-        num : int
-            Number of images.
-        ctx : Context, default CPU
-            Device to run on.
-        seed : int or None
-            Seed for the latent vectors; None draws from MXNet's random state.
-        batch_size : int, default 256
-            Images generated per forward pass.
-
-        Returns
-        -------
-        NDArray
-            Shape (num, channels, resolution, resolution), values in [-1, 1].
-        """
-        ctx = ctx or mx.cpu()
-        z = self.sample_latent(num, ctx=ctx, seed=seed)
-        with mx.autograd.predict_mode():
-            parts = [self.generator(z[i:i + batch_size]) for i in range(0, num, batch_size)]
-        return parts[0] if len(parts) == 1 else mx.nd.concat(*parts, dim=0)
 
 
 def init_dcgan(net, ctx=None):
@@ -240,26 +199,34 @@ _CONSTRUCTOR_SECTIONS = """
     root : str, default '$MXNET_HOME/models'
         Cache of pretrained weights.
     **kwargs
-        Passed to :class:`DCGAN` (nz, ngf, ndf).
+        Passed to :class:`%(pair)s` (%(options)s).
 
     Returns
     -------
-    DCGAN
+    %(pair)s
         ``.generator`` (100-d latent to 3x%(size)dx%(size)d in [-1, 1]) and ``.discriminator``.
 """
 
 
-def zoo_constructor(resolution):
+def zoo_constructor(resolution, pair='DCGAN', options=()):
     """Register a model-zoo constructor, completing its docstring with the shared sections.
 
     Parameters
     ----------
     resolution : int
         Height and width of the images the constructor's model makes.
+    pair : str, default 'DCGAN'
+        Name of the class the constructor returns.
+    options : tuple of str
+        Architecture options the constructor takes besides nz, ngf and ndf (config keys of the
+        same names, e.g. 'skip_excitation'); kept as the constructor's ``options`` attribute,
+        which the config check reads.
     """
     def register(constructor):
-        constructor.__doc__ = (constructor.__doc__.rstrip() + '\n'
-                               + _CONSTRUCTOR_SECTIONS % {'size': resolution})
+        constructor.__doc__ = (constructor.__doc__.rstrip() + '\n' + _CONSTRUCTOR_SECTIONS % {
+            'size': resolution, 'pair': pair, 'options': ', '.join(('nz', 'ngf', 'ndf')
+                                                                   + tuple(options))})
+        constructor.options = tuple(options)
         return register_model(constructor)
     return register
 

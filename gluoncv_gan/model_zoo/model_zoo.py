@@ -1,7 +1,7 @@
 """Models by name, and their registration in GluonCV's model zoo."""
 import logging
 
-from . import dcgan, recipes  # noqa: F401  (their constructors register themselves)
+from . import dcgan, recipes, resgan  # noqa: F401  (their constructors register themselves)
 from .registry import get_constructor, list_models
 
 __all__ = ['get_model', 'get_model_list', 'register_with_gluoncv']

@@ -6,7 +6,7 @@ import numpy as np
 from ..data import LFW, FaceFolder, LFWSample
 from ..model_zoo import get_model
 from ..utils.amp import enable_bfloat16
-from ..utils.config import ConfigError
+from ..utils.config import ConfigError, arch_kwargs
 from ..utils.seeds import FIXED_NOISE_SALT
 
 __all__ = ['contexts', 'build_dataset', 'build_net', 'build_trainers', 'fixed_noise_for',
@@ -39,8 +39,7 @@ def build_net(config, ctx):
     # the initial weights come from MXNet's global generator: seed it, so that they depend on
     # the run's seed only, not on what the process drew before (a new process starts as seed 0)
     mx.random.seed(config['seed'])
-    net = get_model(config['model'], ctx=ctx, nz=config['nz'], ngf=config['ngf'],
-                    ndf=config['ndf'])
+    net = get_model(config['model'], ctx=ctx, **arch_kwargs(config))
     if net.resolution != config['image_size']:
         raise ConfigError('model %s makes %dx%d images but image_size is %d: use a model of '
                           'that size or change image_size' % (config['model'], net.resolution,

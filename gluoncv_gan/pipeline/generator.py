@@ -6,6 +6,7 @@ import mxnet as mx
 from ..estimator.checkpoint import STATE_FILE, find_checkpoint, read_state
 from ..estimator.ema import recalibrate_batchnorm
 from ..model_zoo import get_model
+from ..utils.config import arch_kwargs
 
 __all__ = ['load_generator', 'load_checkpoint_pair', 'saved_config']
 
@@ -26,8 +27,8 @@ def saved_config(folder):
 
 
 def _widths(config):
-    """The network widths of a training config (those it holds), for ``get_model``."""
-    return {key: config[key] for key in ('nz', 'ngf', 'ndf') if key in config}
+    """The network keys of a training config (those it holds), for ``get_model``."""
+    return arch_kwargs(config)
 
 
 def load_generator(model, pretrained=False, params=None, ema=False, ctx=None):

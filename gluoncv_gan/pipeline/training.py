@@ -17,7 +17,7 @@ from ..estimator.gan_estimator import GANBatchProcessor
 from ..loss import get_objective
 from ..metrics.inception import FIDUnavailable, reference_features
 from ..model_zoo import get_model
-from ..utils.config import ConfigError, load_config, save_config
+from ..utils.config import ConfigError, arch_kwargs, load_config, save_config
 from ..utils.fileio import atomic_path
 from .build import (apply_hyperparameters, build_dataset, build_net, build_trainers, contexts,
                     fixed_noise_for)
@@ -28,8 +28,8 @@ __all__ = ['train', 'Stopped', 'resume_changes', 'setup_logging', 'save_final',
 
 # keys a resumed run cannot change: they shape the nets, their optimiser states, or the
 # sequence of batches and latents (batch_size and the worker count: Distribution.check_resume)
-FROZEN_ON_RESUME = ('model', 'nz', 'ngf', 'ndf', 'image_size', 'loss', 'optimizer', 'dataset',
-                    'seed')
+FROZEN_ON_RESUME = ('model', 'nz', 'ngf', 'ndf', 'skip_excitation', 'image_size', 'loss',
+                    'optimizer', 'dataset', 'seed')
 
 
 class Stopped(Exception):
@@ -125,8 +125,7 @@ def train(config, save_dir, checkpoint=None, logger=None, progress_bar=None, dis
     ema = None
     if config['ema_decay'] and dist.is_root:
         def factory():
-            return get_model(config['model'], nz=config['nz'], ngf=config['ngf'],
-                             ndf=config['ndf']).generator
+            return get_model(config['model'], **arch_kwargs(config)).generator
         ema = GeneratorEMA(net.generator, factory, config['ema_decay'], ctx=ctx[0])
     estimator = GANEstimator(net, get_objective(config['loss']), trainer_g, trainer_d,
                              context=ctx, seed=config['seed'], ema=ema,

@@ -15,9 +15,9 @@ from .cli import UserError
 from .fileio import atomic_path
 from .registry import MODELS, OBJECTIVES, Registry
 
-__all__ = ['ConfigError', 'KVSTORE_TYPES', 'AUGMENT_POLICIES', 'Key', 'SCHEMA', 'default_config', 'load_config',
-           'validate_config', 'save_config', 'read_config_file', 'flag_of', 'add_config_flags',
-           'overrides_from_args']
+__all__ = ['ConfigError', 'KVSTORE_TYPES', 'AUGMENT_POLICIES', 'ARCH_KEYS', 'Key', 'SCHEMA',
+           'default_config', 'load_config', 'validate_config', 'save_config', 'read_config_file',
+           'flag_of', 'add_config_flags', 'overrides_from_args', 'arch_kwargs']
 
 
 # gradient reduction: one process ('device', 'local') or a parameter-server job ('dist_*')
@@ -31,6 +31,12 @@ EVAL_METRICS = ('swd', 'fid', 'kid', 'pr')
 
 class ConfigError(UserError, ValueError):
     """A configuration key or value is wrong."""
+
+
+# keys that shape the networks: passed to the model's constructor (see arch_kwargs)
+ARCH_KEYS = ('nz', 'ngf', 'ndf', 'skip_excitation')
+# of those, the ones only some models take: a model lists them in its constructor's `options`
+_MODEL_OPTIONS = ('skip_excitation',)
 
 
 def _positive(value):
@@ -118,6 +124,10 @@ SCHEMA = {
     'nz': Key(int, 100, _positive, _POSITIVE, 'latent size'),
     'ngf': Key(int, 64, _positive, _POSITIVE, 'generator width'),
     'ndf': Key(int, 64, _positive, _POSITIVE, 'discriminator width'),
+    'skip_excitation': Key((bool, type(None)), None, None, 'null or true or false',
+                           "skip-layer excitation in the generator (FastGAN), for models that "
+                           "offer it (resgan_lfw); null: the model's default",
+                           file_only=True),
     'loss': Key(str, 'vanilla', OBJECTIVES, help='GAN objective (docs/recipes.md)'),
     'n_critic': Key(int, 1, _positive, _POSITIVE, 'discriminator steps per generator step'),
     'weight_clip': Key(float, 0.0, _non_negative, 'a number >= 0',
@@ -242,6 +252,14 @@ def validate_config(config):
             raise ConfigError('unknown config key %r%s; known keys: %s'
                               % (key, hint, ', '.join(sorted(SCHEMA))))
         resolved[key] = _check_value(key, value)
+    for key in _MODEL_OPTIONS:
+        taken = getattr(MODELS.get(resolved['model']), 'options', ())
+        if resolved[key] is not None and key not in taken:
+            raise ConfigError('config key %r applies to the models that offer it (%s), not to '
+                              '%s: remove it or set it to null'
+                              % (key, ', '.join(name for name, c in MODELS.items()
+                                                if key in getattr(c, 'options', ())) or 'none',
+                                 resolved['model']))
     if resolved['dataset'] == 'folder' and not resolved['data_dir']:
         raise ConfigError("dataset 'folder' needs data_dir (--data-dir): the folder of images")
     if resolved['amp'] and resolved['gpus'].strip(','):
@@ -249,6 +267,15 @@ def validate_config(config):
                           "GPU), and gpus is %r: drop --amp to train on GPUs, or train on CPU "
                           "with --gpus ''" % resolved['gpus'])
     return resolved
+
+
+def arch_kwargs(config):
+    """The keyword arguments of ``get_model`` that a config's network keys give.
+
+    ``config`` may be partial (e.g. the config saved beside old weights): keys it lacks, and
+    model options left null, are not passed, so the model's defaults apply.
+    """
+    return {key: config[key] for key in ARCH_KEYS if config.get(key) is not None}
 
 
 def read_config_file(path):
