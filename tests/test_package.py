@@ -208,7 +208,10 @@ def test_a_plain_pytest_run_shows_only_the_projects_warnings():
     assert result.returncode == 0, result.stdout[-3000:]
     assert 'project warning' in result.stdout
     assert 'third-party deprecation' not in result.stdout
-    assert re.search(r'1 passed, \d+ deselected, 1 warning in', result.stdout), result.stdout[-500:]
+    # a module skipped at collection (an optional part not installed, e.g. Horovod) adds
+    # 'N skipped' whatever -k selects: the count depends on the environment, not on warnings
+    assert re.search(r'1 passed, (\d+ skipped, )?\d+ deselected, 1 warning in', result.stdout), \
+        result.stdout[-500:]
 
 
 # ---------------------------------------------------------------- --batch-size per device
