@@ -53,6 +53,7 @@ import tempfile
 import time
 
 from . import reference as ref
+from . import thread_advice
 from .utils.cli import check_output_path, command, prog
 from .utils.cores import usable_cores
 from .utils.fileio import atomic_path
@@ -763,6 +764,8 @@ def main(argv=None):
             sys.exit('error: --worker needs --iterations')
         _project_worker(args)
         return
+    if thread_advice():
+        print('warning: %s' % thread_advice(), file=sys.stderr, flush=True)
     result = run_benchmark(args, progress=lambda text: print(text, file=sys.stderr, flush=True))
     print(format_report(result))
     if args.json:

@@ -26,7 +26,7 @@ import shlex
 import signal
 import sys
 
-from . import distributed
+from . import distributed, thread_advice
 from .estimator import checkpoint as ckpt
 from .pipeline.training import Stopped, resume_changes, setup_logging, train
 from .utils.cli import add_debug_flag, check_output_path, command, describe_error, prog
@@ -126,6 +126,8 @@ def main(argv=None):
     logger = setup_logging(log_file if dist.is_root else None, dist.log_prefix)
     logger.info(args)
     logger.info('Config: %s', config)
+    if thread_advice():
+        logger.warning(thread_advice())
     for message in fallbacks:
         logger.warning(message)
     try:
