@@ -61,6 +61,10 @@ def thread_advice():
 # what the user chose, before _configure_threads: gluoncv_gan.launch shares cores among workers
 # only when this is None
 USER_OMP_NUM_THREADS = os.environ.get('OMP_NUM_THREADS')
+# a worker, server or scheduler of gluoncv_gan.launch ends when the launcher dies, even by
+# SIGKILL; started before MXNet's import, in which a server or the scheduler runs its loop
+from .utils.lifeline import watch_parent  # noqa: E402
+watch_parent()
 _require_mxnet()
 # True when mxnet was imported first: MXNet then runs with the thread count it chose itself
 MXNET_IMPORTED_FIRST = _configure_threads()

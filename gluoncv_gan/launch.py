@@ -33,6 +33,7 @@ from .utils.cli import prog
 
 from .utils.cli import add_debug_flag, command
 from .utils.cores import usable_cores
+from .utils.lifeline import child_environment, die_with_parent
 
 __all__ = ['free_port', 'role_environment', 'Job', 'parse_args', 'main']
 
@@ -64,15 +65,6 @@ def role_environment(role, port, num_workers, num_servers, host='127.0.0.1', bas
         threads = max(1, usable_cores() // num_workers) if role == 'worker' else 1
         env['OMP_NUM_THREADS'] = str(threads)
     return env
-
-
-def _die_with_parent():
-    """In the child: receive SIGTERM if the launcher dies (even by SIGKILL). Linux only."""
-    try:
-        import ctypes
-        ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _describe_exit(code):
@@ -141,12 +133,13 @@ class Job:
         roles += [('server %d' % i, 'server') for i in range(self.num_servers)]
         roles += [('worker %d' % i, 'worker') for i in range(self.num_workers)]
         for name, role in roles:
-            env = role_environment(role, self.port, self.num_workers, self.num_servers)
+            env = child_environment(role_environment(role, self.port, self.num_workers,
+                                                     self.num_servers))
             try:
                 proc = subprocess.Popen(self.command, env=env, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         start_new_session=True,  # its own process group
-                                        preexec_fn=_die_with_parent
+                                        preexec_fn=die_with_parent
                                         if sys.platform.startswith('linux') else None)
             except OSError:
                 self.stop()  # the processes already started
