@@ -38,7 +38,7 @@ from .pipeline.evaluation import (MAX_MEMORIZATION_REFERENCE, downscale, evaluat
                                   load_images, other_real, split_real)
 from .pipeline.generator import load_generator
 from .pipeline.sampling import generate_images
-from .utils.cli import add_debug_flag, check_output_path, command, prog
+from .utils.cli import add_debug_flag, check_output_path, command, prog, seed_argument
 from .utils.download import DownloadError
 from .utils.fileio import atomic_path
 from .utils.image import make_grid, save_image
@@ -71,7 +71,7 @@ def parse_args(argv=None):
                         help='real images: lfw_sample, an LFW root, a folder or a .npy')
     parser.add_argument('--num-samples', type=int, default=2000,
                         help='generated images, and real images in the comparison set')
-    parser.add_argument('--seed', type=int, default=0, help='seed of latents and metrics')
+    parser.add_argument('--seed', type=seed_argument, default=0, help='seed of latents and metrics')
     parser.add_argument('--json', default=None, help='write the results here')
     parser.add_argument('--grid', default=None, help='write a grid of 64 samples here (.png)')
     parser.add_argument('--gpus', default='', help='GPU id to generate on; empty for CPU')
