@@ -40,8 +40,8 @@ _JPEG_FRAMES = frozenset(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}
 
 # Images whose header declares more pixels than this are skipped before they are decoded:
 # decoding takes 3 bytes per pixel (150 MB at the limit), and a file can declare 32000x32000
-# pixels (3 GB decoded) in 130 KB. 50 megapixels is above what phone and most camera sensors
-# write (e.g. 8192x6144). docs/data.md states the limit.
+# pixels (3 GB decoded) in 130 KB. 50 megapixels is above what phones and most cameras write
+# (8000x6000 is within it). docs/data.md states the limit.
 MAX_PIXELS = 50000000
 # Files larger than this are not read: an image within MAX_PIXELS is smaller even uncompressed
 # (4 bytes per pixel) plus a motion photo's video.
