@@ -14,7 +14,8 @@ kvstore rank, which ps-lite assigns, is the ``[rank r/W]`` in the training log l
 If any process fails (exits non-zero or is killed by a signal), the launcher stops all the others
 (SIGTERM to each process group, SIGKILL after ``--grace`` seconds) and exits non-zero. When every
 worker has succeeded, it waits up to ``--shutdown-timeout`` seconds for the servers and the
-scheduler to exit, and exits 0. Several machines: docs/distributed.md.
+scheduler to exit, and exits 0. If the launcher itself dies, even by SIGKILL, its processes end
+too (:mod:`gluoncv_gan.utils.lifeline`). Several machines: docs/distributed.md.
 
 Ctrl-C (SIGINT) or SIGTERM is forwarded to the workers, which finish their iteration and stop
 (rank 0 saves a checkpoint and logs the command that resumes); the launcher waits up to
