@@ -184,6 +184,16 @@ def test_mxnet_imported_first_is_quiet_on_import_and_advised_once_by_train(tmp_p
               if 'OMP_NUM_THREADS' in line]
     assert len(logged) == 1 and logged[0].endswith(console[0].split(' ', 2)[-1])
 
+    # the benchmark gives it too, before it measures anything (here: nothing)
+    bench = _python('import mxnet; from gluoncv_gan import benchmark\n'
+                    'def measured(args, progress):\n'
+                    '    raise SystemExit(0)\n'
+                    'benchmark.run_benchmark = measured\n'
+                    'benchmark.main([])', env)
+    assert bench.returncode == 0, bench.stderr
+    advice = [line for line in bench.stderr.splitlines() if 'OMP_NUM_THREADS' in line]
+    assert len(advice) == 1 and advice[0].startswith('warning: mxnet was imported before')
+
     second = _python('import os, gluoncv_gan, mxnet; print(os.environ["OMP_NUM_THREADS"])', env)
     assert second.stdout.strip() == str(_cores()) and 'OMP_NUM_THREADS' not in second.stderr
     chosen = subprocess.run([sys.executable, '-c', TINY_TRAIN, str(tmp_path / 'chosen')],
