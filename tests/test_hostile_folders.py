@@ -54,18 +54,26 @@ def skipped_in_metadata(data):
         return json.load(f)['skipped_reasons']
 
 
-def test_a_file_name_that_is_not_utf8_is_trained_on(folder, tmp_path, caplog):
+def test_a_file_name_that_is_not_utf8_is_trained_on(folder, tmp_path, caplog, capsys):
     latin1 = os.path.join(os.fsencode(str(folder / 'someone')), b'Ren\xe9_0001.jpg')
     shutil.copy(FACES[5], latin1)
     with caplog.at_level('WARNING'):
         data = FaceFolder(str(folder), cache_dir=str(tmp_path / 'cache'))
     assert len(data) == 5 and not data.skipped
     assert os.fsdecode(latin1) in data.files
-    # and the whole command, through the cache key, the log and the run folder
-    train_script.main(['--dataset', 'folder', '--data-dir', str(folder), '--batch-size', '4',
-                       '--ngf', '4', '--ndf', '4', '--nz', '4', '--iterations', '1',
+    # and the whole command, through the cache key, the log and the run folder, with a root
+    # folder and a broken file named in Latin-1 too
+    root = os.path.join(os.fsencode(str(tmp_path)), b'caf\xe9')
+    shutil.copytree(os.fsencode(str(folder)), root)
+    with open(os.path.join(root, b'someone', b'bad\xff.jpg'), 'wb') as f:
+        f.write(b'not an image')
+    train_script.main(['--dataset', 'folder', '--data-dir', os.fsdecode(root), '--batch-size',
+                       '4', '--ngf', '4', '--ndf', '4', '--nz', '4', '--iterations', '1',
                        '--no-hybridize', '--save-dir', str(tmp_path / 'run')])
-    assert 'Data: folder, 5 images' in (tmp_path / 'run' / 'train.log').read_text()
+    log = (tmp_path / 'run' / 'train.log').read_text()
+    assert 'Data: folder, 5 images' in log
+    assert 'Skipped unreadable image %s/caf\\xe9/someone/bad\\xff.jpg' % tmp_path in log
+    assert 'Logging error' not in capsys.readouterr().err
 
 
 def test_an_image_that_declares_too_many_pixels_is_skipped_before_decoding(folder, tmp_path,
