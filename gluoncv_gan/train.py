@@ -141,6 +141,8 @@ def main(argv=None):
     checkpoint and exit with 130 and 143.
     """
     args = parse_args(argv)
+    if args.resume:
+        ckpt.find_checkpoint(args.resume)  # none there: say so before a folder is created
     folder = run_folder(args)
     check_output_path(folder, '--save-dir', folder=True)
     if args.logging_file:

@@ -267,3 +267,9 @@ def test_train_with_any_bytes_as_config_never_shows_a_traceback(tmp_path, capsys
         line = one_line_error(capsys, train_script.main,
                               ['--config', str(config), '--save-dir', str(tmp_path / 'run')])
         assert str(config) in line or 'config key' in line
+
+
+def test_resuming_a_folder_that_does_not_exist_creates_nothing(tmp_path, capsys):
+    line = one_line_error(capsys, train_script.main, ['--resume', str(tmp_path / 'typo')])
+    assert 'no checkpoint found at %s' % (tmp_path / 'typo') in line
+    assert os.listdir(str(tmp_path)) == []
