@@ -198,6 +198,32 @@ def test_a_second_run_in_a_busy_folder_is_refused_and_a_killed_ones_lock_does_no
     assert 'Resumed from' in resumed.stdout
 
 
+def test_sample_and_export_read_a_run_while_it_trains(tmp_path):
+    """A run that writes a checkpoint every iteration and keeps only the newest: the commands
+    that read it always find a whole checkpoint, and the one they load is not deleted under
+    them."""
+    folder = tmp_path / 'run'
+    training = OutputReader(_train(TINY + ['--iterations', '100000', '--log-interval', '1',
+                                           '--checkpoint-interval', '1', '--keep-checkpoints',
+                                           '1', '--save-dir', str(folder)]))
+    try:
+        training.wait_for(' at iter 3 ', timeout=120)
+        from gluoncv_gan.pipeline.generator import load_generator
+        for _ in range(100):  # checkpoints come and go meanwhile
+            load_generator('dcgan_lfw', params=str(folder))
+        for attempt in range(3):
+            sample.main(['dcgan_lfw', '--params', str(folder), '--num', '4',
+                         '--out', str(tmp_path / ('s%d.png' % attempt))])
+            export.main([str(folder), '--format', 'symbol', '--out-dir',
+                         str(tmp_path / ('e%d' % attempt))])
+        assert training.proc.poll() is None  # it trained all along
+    finally:
+        training.proc.send_signal(signal.SIGINT)
+        out = training.finish(timeout=120)
+    assert training.proc.returncode == 130, out
+    assert all((tmp_path / ('s%d.png' % a)).is_file() for a in range(3))
+
+
 def test_pruning_waits_for_a_reader_of_the_checkpoint(run):
     """A reader holding the guard keeps its checkpoint; training deletes it once it is done."""
     import threading
