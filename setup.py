@@ -38,7 +38,8 @@ SHIPPED_WEIGHTS = ['model_zoo/weights/dcgan_lfw-92447550.zip']
 EXTRAS_REQUIRE = {
     'cpu': ['mxnet==1.9.1'],
     # wheel: tests/test_packaging.py builds the project's wheel without network access
-    'test': ['pytest>=7', 'pytest-timeout>=2.1', 'wheel>=0.38'],
+    # hypothesis: the property-based tests of config files and image folders
+    'test': ['pytest>=7', 'pytest-timeout>=2.1', 'wheel>=0.38', 'hypothesis>=6.100'],
     # mxnet 1.9.1's ONNX exporter uses onnx.mapping (deprecated in onnx 1.15, the newest tested)
     'onnx': ['onnx>=1.14,<1.16', 'onnxruntime>=1.18'],
     # FID, KID and precision/recall: the reference Inception network ships inside

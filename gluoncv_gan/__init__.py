@@ -34,24 +34,30 @@ def _configure_threads():
     reads the variable once, when it is imported, so this only helps when gluoncv_gan is
     imported before mxnet (as ``python -m gluoncv_gan.*`` does). Its ``MXSetNumOMPThreads``
     sets only the calling thread's OpenMP count, not that of the engine threads that run the
-    operators (measured: no more threads run), so when mxnet came first this warns instead.
+    operators (measured: no more threads run). When mxnet came first nothing is said here (a
+    notebook doing inference does not care): :func:`thread_advice` is given by the commands
+    where speed matters, ``train`` and ``benchmark``.
     """
     from .utils.cores import usable_cores  # imports nothing else: MXNet is not loaded yet
-    cores = usable_cores()
     if 'mxnet' not in sys.modules:
-        os.environ.setdefault('OMP_NUM_THREADS', str(cores))
-    elif 'OMP_NUM_THREADS' not in os.environ and cores > 1:
-        import logging
-        logging.getLogger(__name__).warning(
-            'mxnet was imported before gluoncv_gan with OMP_NUM_THREADS unset, so MXNet may use '
+        os.environ.setdefault('OMP_NUM_THREADS', str(usable_cores()))
+        return False
+    return True
+
+
+def thread_advice():
+    """The advice on OpenMP threads when mxnet was imported before gluoncv_gan with
+    OMP_NUM_THREADS unset on a machine of several cores, else None."""
+    from .utils.cores import usable_cores
+    cores = usable_cores()
+    if not MXNET_IMPORTED_FIRST or USER_OMP_NUM_THREADS is not None or cores < 2:
+        return None
+    return ('mxnet was imported before gluoncv_gan with OMP_NUM_THREADS unset, so MXNet may use '
             'fewer OpenMP threads than the %d cores (training up to 1.7x slower): set '
-            'OMP_NUM_THREADS=%d before starting Python, or import gluoncv_gan before mxnet',
-            cores, cores)
+            'OMP_NUM_THREADS=%d before starting Python, or import gluoncv_gan before mxnet'
+            % (cores, cores))
 
 
-# what the user chose, before _configure_threads: gluoncv_gan.launch shares cores among workers
-# only when this is None
-USER_OMP_NUM_THREADS = os.environ.get('OMP_NUM_THREADS')
 def _import_gluoncv_without_torch():
     """Import GluonCV with torch hidden from it.
 
@@ -69,8 +75,16 @@ def _import_gluoncv_without_torch():
         del sys.modules['torch']
 
 
+# what the user chose, before _configure_threads: gluoncv_gan.launch shares cores among workers
+# only when this is None
+USER_OMP_NUM_THREADS = os.environ.get('OMP_NUM_THREADS')
+# a worker, server or scheduler of gluoncv_gan.launch ends when the launcher dies, even by
+# SIGKILL; started before MXNet's import, in which a server or the scheduler runs its loop
+from .utils.lifeline import watch_parent  # noqa: E402
+watch_parent()
 _require_mxnet()
-_configure_threads()
+# True when mxnet was imported first: MXNet then runs with the thread count it chose itself
+MXNET_IMPORTED_FIRST = _configure_threads()
 _import_gluoncv_without_torch()
 
 from . import model_zoo  # noqa: E402

@@ -46,6 +46,7 @@ import argparse
 import json
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -53,9 +54,11 @@ import tempfile
 import time
 
 from . import reference as ref
-from .utils.cli import check_output_path, command, prog
+from . import thread_advice
+from .utils.cli import check_output_path, command, prog, seed_argument
 from .utils.cores import usable_cores
 from .utils.fileio import atomic_path
+from .utils.lifeline import child_environment, die_with_parent
 
 __all__ = ['parse_args', 'conv_macs', 'flops_per_image', 'measure_gemm', 'run_benchmark',
            'format_report', 'main']
@@ -98,7 +101,7 @@ def parse_args(argv=None):
                         help='batches timed from the cached loader')
     parser.add_argument('--jpeg-images', type=int, default=256,
                         help='images decoded from JPEG without a cache')
-    parser.add_argument('--seed', type=int, default=0, help='random seed')
+    parser.add_argument('--seed', type=seed_argument, default=0, help='random seed')
     parser.add_argument('--json', default=None, help='write the results to this JSON file')
     parser.add_argument('--amp', action='store_true',
                         help='also time the project step with --amp (bfloat16 convolutions), '
@@ -441,15 +444,22 @@ def _project_worker(args):
 # The benchmark (the parent process)
 
 
+def _die_at_once_with_parent():
+    die_with_parent(signal.SIGKILL)
+
+
 class _Worker(object):
     """A worker process: one JSON reply per request line."""
 
     def __init__(self, key, command, env, cwd, log_path):
         self.key, self.log_path = key, log_path
         self._log = open(log_path, 'w')
+        # a worker holds nothing to save: it dies at once with the benchmark, even a SIGKILLed one
         self.proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=self._log, env=env, cwd=cwd,
-                                     universal_newlines=True, bufsize=1)
+                                     stderr=self._log, env=child_environment(env), cwd=cwd,
+                                     universal_newlines=True, bufsize=1,
+                                     preexec_fn=_die_at_once_with_parent
+                                     if sys.platform.startswith('linux') else None)
 
     def _tail(self):
         self._log.flush()
@@ -763,6 +773,8 @@ def main(argv=None):
             sys.exit('error: --worker needs --iterations')
         _project_worker(args)
         return
+    if thread_advice():
+        print('warning: %s' % thread_advice(), file=sys.stderr, flush=True)
     result = run_benchmark(args, progress=lambda text: print(text, file=sys.stderr, flush=True))
     print(format_report(result))
     if args.json:

@@ -29,6 +29,7 @@ import json
 import logging
 import os
 import shlex
+import signal
 import sys
 
 import yaml
@@ -40,10 +41,11 @@ from .pipeline.build import build_dataset, contexts
 from .pipeline.evaluation import evaluate_images, split_real
 from .pipeline.generator import load_generator
 from .pipeline.sampling import generate_images
-from .pipeline.training import setup_logging, train
-from .utils.cli import check_output_path, command, prog
-from .utils.config import EVAL_METRICS, ConfigError, load_config
+from .pipeline.training import Stopped, setup_logging, train
+from .utils.cli import check_output_path, command, prog, seed_argument
+from .utils.config import EVAL_METRICS, ConfigError, load_config, read_config_file
 from .utils.fileio import atomic_path
+from .utils.runlock import RunLock
 
 __all__ = ['recipe_config', 'train_recipe', 'evaluate_recipe', 'markdown_table', 'main']
 
@@ -96,8 +98,7 @@ def _check_same_config(run_dir, config):
     path = os.path.join(run_dir, 'config.yaml')
     if not os.path.isfile(path):
         return
-    with open(path) as f:
-        saved = yaml.safe_load(f)
+    saved = read_config_file(path)
     if saved != yaml.safe_load(yaml.safe_dump(config)):
         changed = sorted(k for k in set(saved) | set(config) if saved.get(k) != config.get(k))
         raise ConfigError('%s was trained with another config (differs in: %s): choose another '
@@ -114,8 +115,9 @@ def train_recipe(config, run_dir):
     root = logging.getLogger()
     root.addHandler(log_file)
     try:
-        estimator = train(config, run_dir, checkpoint=checkpoint,
-                          logger=logging.getLogger('gluoncv_gan.train'), progress_bar=False)
+        with RunLock(run_dir, '--out-dir'):  # one run per folder, as in gluoncv_gan.train
+            estimator = train(config, run_dir, checkpoint=checkpoint,
+                              logger=logging.getLogger('gluoncv_gan.train'), progress_bar=False)
     finally:
         root.removeHandler(log_file)
         log_file.close()
@@ -243,7 +245,7 @@ def parse_args(argv=None):
                         help="train every recipe on this dataset (default: each recipe's own)")
     parser.add_argument('--data-dir', default=None, help='dataset folder (with --dataset)')
     parser.add_argument('--gpus', default=None, help="GPU ids like '0'; '' for CPU")
-    parser.add_argument('--seed', type=int, default=0, help='seed of the evaluation')
+    parser.add_argument('--seed', type=seed_argument, default=0, help='seed of the evaluation')
     parser.add_argument('--metrics', default='swd',
                         help='comma-separated subset of %s: swd is SWD, face rate, diversity '
                              'and sharpness; fid, kid and pr need the [fid] extra'
@@ -342,6 +344,12 @@ def main(argv=None):
     except (ConfigError, FileNotFoundError, FIDUnavailable) as err:
         logger.error('error: %s', err)
         sys.exit(2)
+    except (Stopped, KeyboardInterrupt) as stop:
+        # the recipe's training saved a checkpoint (Stopped), or nothing was half-written (every
+        # file is written atomically): the same command resumes where this one stopped
+        signum = getattr(stop, 'signum', signal.SIGINT)
+        logger.info('stopped by %s; resume with: %s', signal.Signals(signum).name, command)
+        sys.exit(128 + signum)
     logger.info('Wrote %s and %s', os.path.join(args.out_dir, 'compare.json'),
                 os.path.join(args.out_dir, 'compare.md'))
     return results

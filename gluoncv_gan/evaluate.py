@@ -49,7 +49,7 @@ from .pipeline.evaluation import (INCEPTION_METRICS, MAX_MEMORIZATION_REFERENCE,
                                   parse_metrics, split_real_indices)
 from .pipeline.generator import load_generator
 from .pipeline.sampling import generate_images
-from .utils.cli import add_debug_flag, check_output_path, command, prog
+from .utils.cli import add_debug_flag, check_output_path, command, prog, seed_argument
 from .utils.download import DownloadError
 from .utils.fileio import atomic_path
 from .utils.image import make_grid, save_image
@@ -82,7 +82,7 @@ def parse_args(argv=None):
                         help='real images: lfw_sample, an LFW root, a folder or a .npy')
     parser.add_argument('--num-samples', type=int, default=2000,
                         help='generated images, and real images in the comparison set')
-    parser.add_argument('--seed', type=int, default=0, help='seed of latents and metrics')
+    parser.add_argument('--seed', type=seed_argument, default=0, help='seed of latents and metrics')
     parser.add_argument('--metrics', default='default',
                         help='comma-separated: swd, face, diversity, memorization, sharpness, '
                              'fid, kid, pr; all; default (all but fid, kid, pr)')

@@ -41,7 +41,7 @@ import zipfile
 import mxnet as mx
 import numpy as np
 
-from .estimator.checkpoint import find_checkpoint, read_state
+from .estimator.checkpoint import find_checkpoint, read_state, reading_checkpoints
 from .model_zoo import get_model, get_model_list
 from .pipeline.generator import load_checkpoint_pair
 from .utils.cli import add_debug_flag, command
@@ -111,8 +111,16 @@ def choose_checkpoint(path):
     """
     best = os.path.join(path, 'best.json')
     if os.path.isfile(best):
-        with open(best) as f:
-            chosen = json.load(f)['checkpoint']
+        try:
+            with open(best) as f:
+                chosen = json.load(f)['checkpoint']
+            if not isinstance(chosen, str):
+                raise TypeError('its checkpoint is not a path')
+        except (OSError, ValueError, KeyError, TypeError) as err:
+            logger.warning('%s is damaged (%s): exporting the latest checkpoint instead; pass a '
+                           'checkpoint folder to export another', best,
+                           ' '.join(str(err).split()) or type(err).__name__)
+            return find_checkpoint(path)
         for candidate in (chosen, os.path.join(path, 'checkpoints', os.path.basename(chosen))):
             if os.path.isdir(candidate):
                 return candidate
@@ -175,7 +183,7 @@ def parse_args(argv=None):
                         help='model-zoo name (default: the run\'s model)')
     parser.add_argument('--no-ema', action='store_true',
                         help='export the raw generator even when the run kept a moving average')
-    parser.add_argument('--average', type=int, default=0, metavar='K',
+    parser.add_argument('--average', type=int, default=None, metavar='K',
                         help='publish the mean of the raw generators of the K newest epoch-end '
                              'checkpoints (BatchNorm recalibrated) with the newest discriminator')
     parser.add_argument('--end-epoch', type=int, default=None, metavar='N',
@@ -237,19 +245,25 @@ def main(argv=None):
             return export_deployable(net, args.out_dir, args.format)
         except ImportError as err:
             _fail(err)
-    try:
-        if args.end_epoch is not None and not args.average:
-            sys.exit('error: --end-epoch chooses the checkpoints of --average K: add --average')
-        averaged = epoch_checkpoints(args.path, args.average, args.end_epoch) \
-            if args.average else None
-        checkpoint = averaged[-1] if averaged else choose_checkpoint(args.path)
-    except FileNotFoundError as err:
-        sys.exit('error: %s' % err)
-    net, used_ema, config = load_checkpoint_pair(checkpoint, args.name,
-                                                 ema=not args.no_ema and not averaged)
-    if averaged:
-        average_generator(net, averaged)
-        logger.info('Generator: the mean of %s', ', '.join(os.path.basename(c) for c in averaged))
+    if args.average is not None and args.average < 1:
+        sys.exit('error: --average %d: give the number of checkpoints to average, 1 or more (or '
+                 'leave --average out to export one checkpoint)' % args.average)
+    if args.end_epoch is not None and not args.average:
+        sys.exit('error: --end-epoch chooses the checkpoints of --average K: add --average')
+    # a run being trained keeps the checkpoints being loaded until they are loaded
+    with reading_checkpoints(args.path):
+        try:
+            averaged = epoch_checkpoints(args.path, args.average, args.end_epoch) \
+                if args.average else None
+            checkpoint = averaged[-1] if averaged else choose_checkpoint(args.path)
+        except FileNotFoundError as err:
+            sys.exit('error: %s' % err)
+        net, used_ema, config = load_checkpoint_pair(checkpoint, args.name,
+                                                     ema=not args.no_ema and not averaged)
+        if averaged:
+            average_generator(net, averaged)
+            logger.info('Generator: the mean of %s',
+                        ', '.join(os.path.basename(c) for c in averaged))
     name = args.name or config['model']
     if args.format != 'zip':
         logger.info('Exporting the %s generator of %s as %s',

@@ -14,7 +14,8 @@ kvstore rank, which ps-lite assigns, is the ``[rank r/W]`` in the training log l
 If any process fails (exits non-zero or is killed by a signal), the launcher stops all the others
 (SIGTERM to each process group, SIGKILL after ``--grace`` seconds) and exits non-zero. When every
 worker has succeeded, it waits up to ``--shutdown-timeout`` seconds for the servers and the
-scheduler to exit, and exits 0. Several machines: docs/distributed.md.
+scheduler to exit, and exits 0. If the launcher itself dies, even by SIGKILL, its processes end
+too (:mod:`gluoncv_gan.utils.lifeline`). Several machines: docs/distributed.md.
 
 Ctrl-C (SIGINT) or SIGTERM is forwarded to the workers, which finish their iteration and stop
 (rank 0 saves a checkpoint and logs the command that resumes); the launcher waits up to
@@ -33,6 +34,7 @@ from .utils.cli import prog
 
 from .utils.cli import add_debug_flag, command
 from .utils.cores import usable_cores
+from .utils.lifeline import child_environment, die_with_parent
 
 __all__ = ['free_port', 'role_environment', 'Job', 'parse_args', 'main']
 
@@ -64,15 +66,6 @@ def role_environment(role, port, num_workers, num_servers, host='127.0.0.1', bas
         threads = max(1, usable_cores() // num_workers) if role == 'worker' else 1
         env['OMP_NUM_THREADS'] = str(threads)
     return env
-
-
-def _die_with_parent():
-    """In the child: receive SIGTERM if the launcher dies (even by SIGKILL). Linux only."""
-    try:
-        import ctypes
-        ctypes.CDLL('libc.so.6', use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
 
 
 def _describe_exit(code):
@@ -141,12 +134,13 @@ class Job:
         roles += [('server %d' % i, 'server') for i in range(self.num_servers)]
         roles += [('worker %d' % i, 'worker') for i in range(self.num_workers)]
         for name, role in roles:
-            env = role_environment(role, self.port, self.num_workers, self.num_servers)
+            env = child_environment(role_environment(role, self.port, self.num_workers,
+                                                     self.num_servers))
             try:
                 proc = subprocess.Popen(self.command, env=env, stdin=subprocess.DEVNULL,
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         start_new_session=True,  # its own process group
-                                        preexec_fn=_die_with_parent
+                                        preexec_fn=die_with_parent
                                         if sys.platform.startswith('linux') else None)
             except OSError:
                 self.stop()  # the processes already started

@@ -40,7 +40,7 @@ import numpy as np
 from .model_zoo import get_model_list
 from .pipeline.generator import load_generator
 from .pipeline.sampling import generate_images, sample_images
-from .utils.cli import UserError, add_debug_flag, check_output_path, command, prog
+from .utils.cli import UserError, add_debug_flag, check_output_path, command, prog, seed_argument
 from .utils.download import DownloadError
 from .utils.fileio import atomic_path
 from .utils.image import make_grid, save_image
@@ -161,7 +161,7 @@ def parse_args(argv=None):
     parser.add_argument('--rows', type=int, default=8, help='walks of --interpolate (default 8)')
     parser.add_argument('--steps', type=int, default=8,
                         help='images per walk of --interpolate, endpoints included (default 8)')
-    parser.add_argument('--seed', type=int, default=0,
+    parser.add_argument('--seed', type=seed_argument, default=0,
                         help='seed of the latent vectors (default 0)')
     parser.add_argument('--nrow', type=int, default=None,
                         help='images per grid row (default: square grid; --steps for a walk)')

@@ -26,12 +26,13 @@ import shlex
 import signal
 import sys
 
-from . import distributed
+from . import distributed, thread_advice
 from .estimator import checkpoint as ckpt
 from .pipeline.training import Stopped, resume_changes, setup_logging, train
 from .utils.cli import add_debug_flag, check_output_path, command, describe_error, prog
 from .utils.config import (ConfigError, add_config_flags, load_config, overrides_from_args,
                            read_config_file)
+from .utils.runlock import RunLock
 
 __all__ = ['build_parser', 'parse_args', 'train', 'main']
 
@@ -107,6 +108,30 @@ def _log_to_files(logger, message):
             handler.handle(record)
 
 
+def run_folder(args):
+    """The run folder a command line trains into, found without changing anything on disk.
+
+    For a new run, the config is validated first (a bad one creates no folder).
+    """
+    if not args.resume:
+        config = load_config(args.config, overrides_from_args(args))
+        return os.path.abspath(args.save_dir or os.path.join('runs', config['model']))
+    if args.save_dir:
+        return os.path.abspath(args.save_dir)
+    path = os.path.abspath(os.path.expanduser(args.resume))
+    if os.path.isfile(os.path.join(path, ckpt.STATE_FILE)):  # a checkpoint folder
+        return os.path.dirname(os.path.dirname(path))
+    if not os.path.isdir(os.path.join(path, 'checkpoints')) and ckpt.list_checkpoints(path):
+        return os.path.dirname(path)  # a run's checkpoints/ folder
+    return path
+
+
+def _one_of_several_workers():
+    """True in a process of a data-parallel job (gluoncv_gan.launch or horovodrun): which one
+    writes the run folder is known only once the job is joined."""
+    return bool(os.environ.get('DMLC_ROLE') or os.environ.get('HOROVOD_RANK'))
+
+
 @command()
 def main(argv=None):
     """Train from the command line.
@@ -116,16 +141,36 @@ def main(argv=None):
     checkpoint and exit with 130 and 143.
     """
     args = parse_args(argv)
-    fallbacks = []
-    config, save_dir, checkpoint = resolve_run(args, fallbacks)
-    check_output_path(save_dir, '--save-dir', folder=True)
+    if args.resume:
+        ckpt.find_checkpoint(args.resume)  # none there: say so before a folder is created
+    folder = run_folder(args)
+    check_output_path(folder, '--save-dir', folder=True)
     if args.logging_file:
         check_output_path(args.logging_file, '--logging-file')
+    # one run per folder: taken before anything in it is read or changed (by rank 0 alone in a
+    # data-parallel job, once the job is joined)
+    lock = RunLock(folder)
+    if not _one_of_several_workers():
+        lock.acquire()
+    try:
+        return _train_locked(args, lock)
+    finally:
+        lock.release()
+
+
+def _train_locked(args, lock):
+    """The rest of :func:`main`, with the run folder locked (or to be locked by rank 0)."""
+    fallbacks = []
+    config, save_dir, checkpoint = resolve_run(args, fallbacks)
     dist = distributed.setup(config)
+    if dist.is_root and _one_of_several_workers():
+        lock.acquire()
     log_file = args.logging_file or os.path.join(save_dir, 'train.log')
     logger = setup_logging(log_file if dist.is_root else None, dist.log_prefix)
     logger.info(args)
     logger.info('Config: %s', config)
+    if thread_advice():
+        logger.warning(thread_advice())
     for message in fallbacks:
         logger.warning(message)
     try:

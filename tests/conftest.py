@@ -26,8 +26,20 @@ WARNING_FILTERS = [
 DEFAULT_TIMEOUT = 300
 
 
+def _hypothesis_profile():
+    """Property-based tests draw the same examples on every run (a failure repeats) and keep no
+    example database in the clone."""
+    try:
+        from hypothesis import settings
+    except ImportError:  # the tests that use it import it themselves and say so
+        return
+    settings.register_profile('gluoncv_gan', database=None, derandomize=True)
+    settings.load_profile('gluoncv_gan')
+
+
 @pytest.hookimpl(tryfirst=True)  # before pytest-timeout reads its settings
 def pytest_configure(config):
+    _hypothesis_profile()
     for line in WARNING_FILTERS:
         config.addinivalue_line('filterwarnings', line)
     if (config.pluginmanager.hasplugin('timeout') and config.getoption('timeout') is None

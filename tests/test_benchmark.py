@@ -230,3 +230,44 @@ def test_rates_and_ratios_are_the_medians_of_the_timed_runs(monkeypatch):
     report = benchmark.format_report(result)
     assert 'ratio A/B (project vs tutorial with MXNet defaults): 4.00x' in report
     assert '64.00 samples/s, 2.00x the fp32 project step' in report
+
+
+# a benchmark parent that starts one worker (which sleeps: it never notices a closed pipe),
+# prints the worker's pid and waits
+_PARENT = """
+import os, sys, time
+from gluoncv_gan.benchmark import _Worker
+worker = _Worker('A', [sys.executable, '-c', 'import time; time.sleep(600)'], dict(os.environ),
+                 os.getcwd(), sys.argv[1])
+print(worker.proc.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_workers_of_a_sigkilled_benchmark_end_with_it(tmp_path):
+    """A benchmark worker holds nothing to save: it dies with the benchmark, even when that is
+    killed with SIGKILL (and so cannot stop it)."""
+    import signal
+    import time
+    parent = subprocess.Popen([sys.executable, '-c', _PARENT, str(tmp_path / 'worker.log')],
+                              cwd=REPO, stdout=subprocess.PIPE, text=True)
+    try:
+        worker = int(parent.stdout.readline())
+    finally:
+        parent.kill()  # SIGKILL
+        parent.communicate(timeout=60)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and _running(worker):
+        time.sleep(0.1)
+    alive = _running(worker)
+    if alive:  # not to leave it to the other tests
+        os.kill(worker, signal.SIGKILL)
+    assert not alive
+
+
+def _running(pid):
+    try:
+        with open('/proc/%d/stat' % pid) as f:
+            return f.read().rsplit(')', 1)[1].split()[0] != 'Z'
+    except OSError:
+        return False

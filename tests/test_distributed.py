@@ -9,6 +9,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import mxnet as mx
 import numpy as np
@@ -197,6 +198,38 @@ def test_a_killed_worker_or_ctrl_c_stops_the_whole_job(tmp_path, job_env, target
             if pgid in pids.values()}
     assert not left, left
     assert not any(os.path.exists('/proc/%d' % pid) for pid in pids.values())
+
+
+def _running(pids):
+    """The pids among ``pids`` of processes still running (zombies are not)."""
+    running = []
+    for pid in pids:
+        try:
+            with open('/proc/%d/stat' % pid) as f:
+                if f.read().rsplit(')', 1)[1].split()[0] != 'Z':
+                    running.append(pid)
+        except OSError:
+            pass
+    return running
+
+
+def test_a_sigkilled_launcher_leaves_no_orphans(tmp_path, job_env):
+    """SIGKILL the launcher mid-training: it cannot stop the job itself, yet its scheduler,
+    server and workers all end within the lifeline's grace period (a worker blocked on a server
+    that is gone does not stay behind)."""
+    from gluoncv_gan.utils.lifeline import GRACE_SECONDS
+    job, pids = _start_and_wait_for_iteration(
+        SMALL + ['--kvstore', 'dist_sync', '--batch-size', '8', '--epochs', '1000',
+                 '--iterations', '5000', '--save-dir', str(tmp_path / 'run')], job_env)
+    os.kill(job.proc.pid, signal.SIGKILL)
+    job.finish(timeout=60)
+    deadline = time.monotonic() + GRACE_SECONDS + 50
+    while _running(pids.values()) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = _running(pids.values())
+    for pid in left:  # not to leave them to the other tests
+        os.kill(pid, signal.SIGKILL)
+    assert not left, {name: pid for name, pid in pids.items() if pid in left}
 
 
 def test_dist_async_trains_and_checkpoints_without_optimiser_states(tmp_path, job_env):

@@ -1,6 +1,8 @@
 """Face datasets for GAN training: LFW, its bundled sample, and any folder of face images."""
+import errno
 import logging
 import os
+import stat
 
 import cv2
 import mxnet as mx
@@ -8,7 +10,7 @@ import numpy as np
 from gluoncv.data.base import VisionDataset
 
 from ..utils.paths import default_dataset_root
-from .cache import ImageCache, decode_image
+from .cache import ImageCache, decode_image, shown_path
 
 __all__ = ['FaceFolder', 'LFW', 'LFWSample', 'to_gan_array', 'SAMPLE_ROOT']
 
@@ -23,6 +25,21 @@ def to_gan_array(images):
     images = np.asarray(images)
     chw = np.moveaxis(images, -1, -3).astype(np.float32)
     return chw / 127.5 - 1.0
+
+
+def _unusable(path):
+    """Why a listed image file cannot be used (a broken or looping link...), or None."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as err:
+        if os.path.islink(path):
+            if err.errno == errno.ELOOP:
+                return 'symbolic link loop'
+            return 'broken symbolic link (to %s)' % shown_path(os.readlink(path))
+        return 'cannot be read (%s)' % (err.strerror or err)
+    if not stat.S_ISREG(mode):  # a FIFO would block the reader forever
+        return 'not a regular file'
+    return None
 
 
 class FaceFolder(VisionDataset):
@@ -66,6 +83,7 @@ class FaceFolder(VisionDataset):
                  interpolation=cv2.INTER_AREA, num_workers=None):
         self._root = os.path.abspath(os.path.expanduser(root))
         self._size, self._transform, self._interpolation = size, transform, interpolation
+        self._unlisted = {}  # files that cannot be opened (broken links...): why, by path
         files = self._list_files()  # before the base class, whose error has no fix to offer
         super().__init__(self._root)
         self.images = None
@@ -74,13 +92,15 @@ class FaceFolder(VisionDataset):
                 cache_dir = os.path.join(self._root, 'cache')
             cache = ImageCache(self._root, files, size, cache_dir=cache_dir or None,
                                prefix=self._cache_prefix(), interpolation=interpolation,
-                               num_workers=num_workers)
+                               num_workers=num_workers, unlisted=self._unlisted)
             self.images, self.cache_path = cache.images, cache.path
             files, self.skipped = cache.files, cache.skipped
             self.skipped_reasons = cache.skipped_reasons
             self._warn_skipped()
         else:
-            self.cache_path, self.skipped, self.skipped_reasons = None, [], {}
+            self.cache_path = None
+            self.skipped, self.skipped_reasons = list(self._unlisted), dict(self._unlisted)
+            self._warn_skipped()
         self.files = files
         folders = sorted({os.path.dirname(f) for f in files})
         index = {folder: i for i, folder in enumerate(folders)}
@@ -101,16 +121,23 @@ class FaceFolder(VisionDataset):
         files = []
         for folder, subfolders, names in os.walk(self._root):
             subfolders[:] = sorted(d for d in subfolders if d != 'cache' and not d.startswith('.'))
-            files.extend(os.path.join(folder, n) for n in sorted(names)
-                         if n.lower().endswith(IMAGE_EXTENSIONS) and not n.startswith('.'))
-        if not files:
+            for name in sorted(names):
+                if name.lower().endswith(IMAGE_EXTENSIONS) and not name.startswith('.'):
+                    path = os.path.join(folder, name)
+                    problem = _unusable(path)
+                    if problem:
+                        self._unlisted[path] = problem
+                    else:
+                        files.append(path)
+        if not files and not self._unlisted:
             raise FileNotFoundError(self._missing_message('No images found in %s' % self._root))
         return files
 
     def _warn_skipped(self):
         for path in self.skipped:
             why = self.skipped_reasons.get(path)
-            logger.warning('Skipped unreadable image %s%s', path, ' (%s)' % why if why else '')
+            logger.warning('Skipped unreadable image %s%s', shown_path(path),
+                           ' (%s)' % why if why else '')
         if self.skipped:
             logger.warning('%d of %d images could not be decoded and were skipped (listed above).',
                            len(self.skipped), len(self.skipped) + len(self.images))
@@ -140,7 +167,7 @@ class FaceFolder(VisionDataset):
             if path not in self.skipped:
                 self.skipped.append(path)
                 logger.warning('Skipped unreadable image %s (serving the next image instead; '
-                               '%d skipped so far)', path, len(self.skipped))
+                               '%d skipped so far)', shown_path(path), len(self.skipped))
         raise RuntimeError('None of the %d images in %s can be decoded' % (len(self.files),
                                                                           self._root))
 

@@ -15,6 +15,7 @@ half-written checkpoint under a checkpoint's name. Nothing holding a NaN or an i
 ever written (:class:`NonFiniteError`), and :func:`resume_checkpoint` checks a checkpoint
 before it is used, falling back to the previous one when the newest is damaged.
 """
+import contextlib
 import json
 import logging
 import os
@@ -25,12 +26,14 @@ import tempfile
 import time
 
 import numpy as np
+import portalocker
 
 from ..utils.cli import UserError
 
 __all__ = ['checkpoint_name', 'list_checkpoints', 'find_checkpoint', 'save_checkpoint',
            'read_state', 'prune_checkpoints', 'CheckpointError', 'NonFiniteError',
-           'check_finite', 'checkpoint_problem', 'resume_checkpoint', 'REQUIRED_FILES']
+           'check_finite', 'checkpoint_problem', 'resume_checkpoint', 'REQUIRED_FILES',
+           'guard_checkpoints', 'reading_checkpoints']
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +82,46 @@ def _fsync_tree(folder):
         os.close(fd)
 
 
+@contextlib.contextmanager
+def guard_checkpoints(folder, shared=True):
+    """Hold the guard of a checkpoints folder: shared to read, exclusive to delete or replace.
+
+    The guard is a lock on the folder itself (no file is added to it), which the kernel drops
+    when its holder exits.
+    """
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        portalocker.lock(fd, portalocker.LOCK_SH if shared else portalocker.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing the only descriptor of the lock releases it
+
+
+def _checkpoints_folder(path):
+    """The checkpoints folder that a run folder, a checkpoints folder or a checkpoint is in."""
+    path = os.path.abspath(os.path.expanduser(path))
+    if os.path.isfile(os.path.join(path, STATE_FILE)):
+        return os.path.dirname(path)
+    if os.path.isdir(os.path.join(path, 'checkpoints')):
+        return os.path.join(path, 'checkpoints')
+    return path if list_checkpoints(path) else None
+
+
+@contextlib.contextmanager
+def reading_checkpoints(path):
+    """While inside, no checkpoint of the run at ``path`` is deleted or replaced, even when a
+    training run is writing it: for the commands that read a run (export, sample, evaluate).
+
+    ``path`` is a run folder, a checkpoints folder or a checkpoint; anything else is not guarded.
+    """
+    folder = _checkpoints_folder(path) if os.path.isdir(path) else None
+    if folder is None:
+        yield
+        return
+    with guard_checkpoints(folder, shared=True):
+        yield
+
+
 def list_checkpoints(folder):
     """Complete checkpoints in ``folder``, oldest first, as (iteration, path)."""
     if not os.path.isdir(folder):
@@ -124,8 +167,9 @@ def save_checkpoint(folder, iteration, net, trainer_g, trainer_d, fixed_noise, s
         _fsync_tree(tmp)
         if os.path.exists(final):  # the same iteration saved again (e.g. epoch end after resume)
             old = final + '.old'
-            os.rename(final, old)
-            os.rename(tmp, final)
+            with guard_checkpoints(folder, shared=False):
+                os.rename(final, old)
+                os.rename(tmp, final)
             shutil.rmtree(old)
         else:
             os.rename(tmp, final)
@@ -246,9 +290,10 @@ def prune_checkpoints(folder, keep, protect=()):
     Leftover temporary folders of interrupted writes are removed too.
     """
     protect = {os.path.abspath(p) for p in protect}
-    for _, path in list_checkpoints(folder)[:-keep]:
-        if os.path.abspath(path) not in protect:
-            shutil.rmtree(path, ignore_errors=True)
+    with guard_checkpoints(folder, shared=False):
+        for _, path in list_checkpoints(folder)[:-keep]:
+            if os.path.abspath(path) not in protect:
+                shutil.rmtree(path, ignore_errors=True)
     for name in os.listdir(folder):
         if name.startswith('.tmp-') or name.endswith('.old'):
             shutil.rmtree(os.path.join(folder, name), ignore_errors=True)

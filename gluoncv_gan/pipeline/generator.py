@@ -3,10 +3,11 @@ import os
 
 import mxnet as mx
 
-from ..estimator.checkpoint import STATE_FILE, find_checkpoint, read_state
+from ..estimator.checkpoint import STATE_FILE, find_checkpoint, read_state, reading_checkpoints
 from ..estimator.ema import recalibrate_batchnorm
 from ..model_zoo import get_model
-from ..utils.config import arch_kwargs
+from ..utils.cli import UserError
+from ..utils.config import arch_kwargs, read_config_file
 
 __all__ = ['load_generator', 'load_checkpoint_pair', 'saved_config']
 
@@ -20,10 +21,20 @@ def saved_config(folder):
         return read_state(folder).get('config') or {}
     path = os.path.join(folder, 'config.yaml')
     if os.path.isfile(path):
-        import yaml
-        with open(path) as f:
-            return yaml.safe_load(f) or {}
+        return read_config_file(path)
     return {}
+
+
+def _parameter_shapes(net):
+    return {key: param.shape for key, param in net._collect_params_with_prefix().items()}
+
+
+def _architecture(net):
+    """A DCGAN pair's architecture in a few words, e.g. '64x64 images, BatchNorm discriminator'."""
+    norm = getattr(net.discriminator, 'norm', 'batch')
+    return '%dx%d images, %s discriminator' % (
+        net.resolution, net.resolution,
+        'spectrally normalised' if norm == 'spectral' else 'BatchNorm')
 
 
 def _widths(config):
@@ -51,6 +62,12 @@ def load_generator(model, pretrained=False, params=None, ema=False, ctx=None):
     if params is None:
         return get_model(model, pretrained=pretrained, ctx=ctx)
     path = os.path.abspath(os.path.expanduser(params))
+    # a run being trained keeps the checkpoint being loaded until it is loaded
+    with reading_checkpoints(path if os.path.isdir(path) else os.path.dirname(path)):
+        return _load_weights(model, pretrained, path, ema, ctx)
+
+
+def _load_weights(model, pretrained, path, ema, ctx):
     if os.path.isdir(path):
         folder = path if os.path.isfile(os.path.join(path, 'model.params')) \
             else find_checkpoint(path)
@@ -95,8 +112,22 @@ def load_checkpoint_pair(checkpoint, name=None, ema=True, ctx=None, recalibratio
         (net, whether the moving average was loaded, the checkpoint's config).
     """
     config = read_state(checkpoint)['config']
-    net = get_model(name or config['model'], ctx=ctx or mx.cpu(), **_widths(config))
-    net.load_parameters(os.path.join(checkpoint, 'model.params'), ctx=ctx)
+    trained = config['model']
+    net = get_model(name or trained, ctx=ctx or mx.cpu(), **_widths(config))
+    if name and name != trained:
+        own = get_model(trained, **_widths(config))
+        if _parameter_shapes(own) != _parameter_shapes(net):
+            raise UserError('checkpoint %s holds a %s pair (%s), and %s is another architecture '
+                            '(%s): export it as %s (drop --name), or name a model of the same '
+                            'architecture' % (checkpoint, trained, _architecture(own), name,
+                                              _architecture(net), trained))
+    params = os.path.join(checkpoint, 'model.params')
+    try:
+        net.load_parameters(params, ctx=ctx)
+    except (AssertionError, mx.base.MXNetError) as err:
+        lines = str(err).strip().splitlines() or [type(err).__name__]
+        raise UserError('cannot load %s into %s: %s' % (params, name or trained, lines[-1])) \
+            from None
     ema_path = os.path.join(checkpoint, 'generator_ema.params')
     used_ema = ema and os.path.isfile(ema_path)
     if used_ema:

@@ -17,6 +17,8 @@ import time
 
 import numpy as np
 
+from ..utils.config import read_config_file
+
 __all__ = ['write_report', 'render_report', 'write_progress_gif', 'neighbour_picture']
 
 STRIP_FRAMES = 24  # grids shown in the strip, evenly spread over the epochs
@@ -192,12 +194,12 @@ def render_report(run_dir, status=None):
     run_dir = os.path.abspath(run_dir)
     config_text = ''
     config_path = os.path.join(run_dir, 'config.yaml')
+    config = {}
     if os.path.isfile(config_path):
-        with open(config_path) as f:
+        config = read_config_file(config_path)  # an unreadable one is named (ConfigError)
+        with open(config_path, encoding='utf-8') as f:
             config_text = f.read()
-    import yaml
-    config = yaml.safe_load(config_text) if config_text else {}
-    model = (config or {}).get('model', 'dcgan_lfw')
+    model = config.get('model', 'dcgan_lfw')
     evaluation = _read_json(os.path.join(run_dir, 'evaluation.json')) or []
     best = _read_json(os.path.join(run_dir, 'best.json'))
     grids = _epoch_grids(run_dir)

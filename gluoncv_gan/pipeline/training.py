@@ -40,6 +40,18 @@ class Stopped(Exception):
         self.signum, self.iteration = signum, iteration
 
 
+class _ShowableFormatter(logging.Formatter):
+    """A formatter whose lines any stream can write: the bytes of file names that are not UTF-8
+    (which Python holds as surrogates) are shown as ``\\xNN``."""
+
+    def format(self, record):
+        text = super().format(record)
+        try:
+            return text.encode('utf-8', 'surrogateescape').decode('utf-8', 'backslashreplace')
+        except UnicodeEncodeError:  # a surrogate that no file name gave
+            return text.encode('utf-8', 'backslashreplace').decode('utf-8')
+
+
 def setup_logging(log_file, prefix=''):
     """Root logger writing to the console and to ``log_file`` (GluonCV scripts' way).
 
@@ -52,8 +64,8 @@ def setup_logging(log_file, prefix=''):
         root.removeHandler(handler)
         if isinstance(handler, logging.FileHandler):  # an earlier run's log file
             handler.close()
-    formatter = logging.Formatter('%(asctime)s ' + prefix.replace('%', '%%') + '%(message)s',
-                                  '%Y-%m-%d %H:%M:%S')
+    formatter = _ShowableFormatter('%(asctime)s ' + prefix.replace('%', '%%') + '%(message)s',
+                                   '%Y-%m-%d %H:%M:%S')
     handlers = [logging.StreamHandler(sys.stdout)]
     if log_file:
         os.makedirs(os.path.dirname(os.path.abspath(log_file)), exist_ok=True)

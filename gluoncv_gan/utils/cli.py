@@ -5,6 +5,7 @@ a full or read-only disk, a damaged checkpoint, a missing GPU) become one line o
 anything else keeps its traceback. ``--debug`` on the command line, or the environment variable
 ``GLUONCV_GAN_DEBUG=1``, shows the traceback of expected failures too.
 """
+import argparse
 import errno
 import functools
 import os
@@ -13,10 +14,13 @@ import sys
 import mxnet as mx
 
 __all__ = ['UserError', 'CommandExit', 'DEBUG_VARIABLE', 'EXIT_ERROR', 'command',
-           'describe_error', 'debug_requested', 'add_debug_flag', 'check_output_path', 'prog']
+           'describe_error', 'debug_requested', 'add_debug_flag', 'check_output_path', 'prog',
+           'SEED_ALLOWED', 'valid_seed', 'seed_argument']
 
 DEBUG_VARIABLE = 'GLUONCV_GAN_DEBUG'
 EXIT_ERROR = 2
+# every seed of every command seeds NumPy's RandomState, which takes 32-bit unsigned integers
+SEED_ALLOWED = 'an integer from 0 to 4294967295 (2**32 - 1)'
 
 
 class UserError(Exception):
@@ -171,3 +175,19 @@ def prog(module):
     """
     name = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ''
     return name if name.startswith('gluoncv-gan') else 'python -m ' + module
+
+
+def valid_seed(value):
+    """True for a seed every command can use: an integer, 0 <= seed < 2**32."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2 ** 32
+
+
+def seed_argument(text):
+    """``type=`` of a ``--seed`` flag: the seed, or an argparse error saying what is allowed."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if not valid_seed(value):
+        raise argparse.ArgumentTypeError('%r is not a seed; allowed: %s' % (text, SEED_ALLOWED))
+    return value

@@ -11,13 +11,13 @@ from dataclasses import dataclass
 
 import yaml
 
-from .cli import UserError
+from .cli import SEED_ALLOWED, UserError, valid_seed
 from .fileio import atomic_path
 from .registry import MODELS, OBJECTIVES, Registry
 
 __all__ = ['ConfigError', 'KVSTORE_TYPES', 'AUGMENT_POLICIES', 'ARCH_KEYS', 'Key', 'SCHEMA',
            'default_config', 'load_config', 'validate_config', 'save_config', 'read_config_file',
-           'flag_of', 'add_config_flags', 'overrides_from_args', 'arch_kwargs']
+           'parse_config_text', 'flag_of', 'add_config_flags', 'overrides_from_args', 'arch_kwargs']
 
 
 # gradient reduction: one process ('device', 'local') or a parameter-server job ('dist_*')
@@ -153,7 +153,7 @@ SCHEMA = {
                  'Adam beta2 (RMSprop: decay of the mean squared gradient, gamma1)'),
     'ema_decay': Key(float, 0.0, _probability, _NUMBER_IN_0_1,
                      'keep a moving average of the generator with this decay (0: none)'),
-    'seed': Key(int, 0, _non_negative, _NON_NEGATIVE, 'random seed'),
+    'seed': Key(int, 0, valid_seed, SEED_ALLOWED, 'random seed'),
     'gpus': Key(str, '', None, "comma-separated GPU ids", "GPU ids like '0,1'; '' for CPU"),
     'cpus': Key(int, 1, _positive, _POSITIVE,
                 'CPU contexts when --gpus is empty (more than 1 only to test multi-device '
@@ -215,7 +215,16 @@ def _check_value(key, value):
     rule = spec.rule
     types = spec.types if isinstance(spec.types, tuple) else (spec.types,)
     if float in types and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:
+            pass  # refused below, as not a float
+    elif float in types and isinstance(value, str):
+        # YAML 1.1 reads 2e-4 (no dot in the mantissa) as a string: take it as the number
+        try:
+            value = float(value)
+        except ValueError:
+            pass
     if isinstance(value, bool) and bool not in types:
         ok = False
     else:
@@ -227,8 +236,10 @@ def _check_value(key, value):
     elif ok and callable(rule):
         ok = rule(value)
     if not ok:
-        raise ConfigError('config key %r has the value %r; allowed: %s'
-                          % (key, value, _allowed(spec)))
+        shown = repr(value)
+        shown = shown if len(shown) <= 80 else shown[:60] + '...'
+        raise ConfigError('config key %r has the value %s; allowed: %s'
+                          % (key, shown, _allowed(spec)))
     return value
 
 
@@ -278,18 +289,103 @@ def arch_kwargs(config):
     return {key: config[key] for key in ARCH_KEYS if config.get(key) is not None}
 
 
+class _DuplicateKey(yaml.YAMLError):
+    """A key given twice in one mapping."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing a key given twice in one mapping (it keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                line = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: construct_mapping names it
+                break
+            if line != key_node.start_mark.line + 1:
+                raise _DuplicateKey('gives the key %r twice (lines %d and %d): keep one'
+                                    % (key, line, key_node.start_mark.line + 1))
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml_problem(err):
+    """The parser's problem and where, in one line: 'expected <block end>, but found ... (line
+    5, column 6)'."""
+    if isinstance(err, yaml.MarkedYAMLError):
+        what = '; '.join(str(part) for part in (err.context, err.problem) if part)
+        mark = err.problem_mark or err.context_mark
+        if mark is not None:
+            what += ' (line %d, column %d)' % (mark.line + 1, mark.column + 1)
+        return what
+    return ' '.join(str(err).split())
+
+
+def parse_config_text(data, name):
+    """The mapping a config file's bytes hold (unchecked).
+
+    Parameters
+    ----------
+    data : bytes
+        The file's content: UTF-8 text of a YAML mapping (empty: no keys).
+    name : str
+        The file, for messages.
+
+    Raises
+    ------
+    ConfigError
+        When ``data`` is not UTF-8 text, not valid YAML (the parser's problem and location),
+        gives a key twice, or does not hold a mapping.
+    """
+    if b'\0' in data:
+        raise ConfigError('config file %s is not a text file (it holds NUL bytes): give a YAML '
+                          'file such as configs/dcgan_lfw.yaml' % name)
+    try:
+        text = data.decode('utf-8')
+    except UnicodeDecodeError as err:
+        line = data[:err.start].count(b'\n') + 1
+        raise ConfigError('config file %s is not UTF-8 text (byte 0x%02x on line %d): save it as '
+                          'UTF-8' % (name, data[err.start], line)) from None
+    try:
+        config = yaml.load(text, Loader=_StrictLoader)
+    except _DuplicateKey as err:
+        raise ConfigError('config file %s %s' % (name, err)) from None
+    except yaml.YAMLError as err:
+        raise ConfigError('config file %s is invalid YAML: %s; fix that line' % (
+            name, _yaml_problem(err))) from None
+    except RecursionError:
+        raise ConfigError('config file %s is invalid YAML: nested too deeply' % name) from None
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise ConfigError('config file %s must hold a mapping of keys to values (key: value '
+                          'lines), not a %s' % (name, _yaml_kind(config)))
+    return config
+
+
+def _yaml_kind(value):
+    kinds = {list: 'list', str: 'string', int: 'number', float: 'number', bool: 'boolean'}
+    return kinds.get(type(value), type(value).__name__)
+
+
 def read_config_file(path):
-    """The keys a YAML config file sets (unchecked; :func:`validate_config` checks them)."""
+    """The keys a YAML config file sets (unchecked; :func:`validate_config` checks them).
+
+    Raises
+    ------
+    ConfigError
+        When the file is missing or unreadable, or as :func:`parse_config_text` says.
+    """
     if not os.path.isfile(path):
         raise ConfigError('config file %s does not exist' % path)
-    with open(path) as f:
-        try:
-            config = yaml.safe_load(f) or {}
-        except yaml.YAMLError as err:
-            raise ConfigError('config file %s is not valid YAML: %s' % (path, err)) from None
-    if not isinstance(config, dict):
-        raise ConfigError('config file %s must hold a mapping of keys to values' % path)
-    return config
+    try:
+        with open(path, 'rb') as f:
+            data = f.read()
+    except OSError as err:
+        raise ConfigError('config file %s cannot be read (%s): check its permissions'
+                          % (path, err.strerror)) from None
+    return parse_config_text(data, path)
 
 
 def load_config(path=None, overrides=None):
