@@ -49,10 +49,18 @@ def _configure_threads():
             cores, cores)
 
 
+def _prepare_amx():
+    """Before MXNet loads: ask Linux for the AMX tile state and point oneDNN at its AMX kernels,
+    on CPUs that have AMX (see :mod:`gluoncv_gan.utils.amx`; ``--amp`` logs the path taken)."""
+    from .utils.amx import setup_amx  # imports nothing else: MXNet is not loaded yet
+    return setup_amx(mxnet_loaded='mxnet' in sys.modules)
+
+
 # what the user chose, before _configure_threads: gluoncv_gan.launch shares cores among workers
 # only when this is None
 USER_OMP_NUM_THREADS = os.environ.get('OMP_NUM_THREADS')
 _require_mxnet()
+AMX_STATE = _prepare_amx()
 _configure_threads()
 
 from . import model_zoo  # noqa: E402
