@@ -24,7 +24,7 @@ import logging
 from . import amx
 from .cli import UserError
 
-__all__ = ['cpu_has_bfloat16', 'bfloat16_op_lists', 'transposed_convolution',
+__all__ = ['cpu_has_bfloat16', 'bfloat16_op_lists', 'transposed_convolution', 'cast_to',
            'enable_bfloat16', 'Bfloat16Unavailable']
 
 BF16_OPS = ('Convolution', 'Deconvolution', 'FullyConnected')
@@ -172,6 +172,7 @@ def transposed_convolution(deconvolution, convolution, dtype):
                             mx.nd.amp_cast(weight, dtype='float32'), op_type=OP_TYPE,
                             **{k: str(tuple(v)) if isinstance(v, (tuple, list)) else str(v)
                                for k, v in params.items()})
+    wrapped.__wrapped__ = deconvolution
     wrapped.__name__ = 'Deconvolution'
     wrapped.__doc__ = deconvolution.__doc__
     return wrapped
@@ -188,6 +189,7 @@ def cast_to(operator, dtype):
         kwargs = {k: mx.nd.amp_cast(v, dtype=dtype) if isinstance(v, mx.nd.NDArray) else v
                   for k, v in kwargs.items()}
         return mx.nd.amp_cast(operator(*args, **kwargs), dtype='float32')
+    wrapped.__wrapped__ = operator
     wrapped.__name__ = operator.__name__
     wrapped.__doc__ = operator.__doc__
     return wrapped
