@@ -266,3 +266,31 @@ def test_bfloat16_convolutions_run_on_amx_kernels():
     bf16 = {(k[0], k[2]): k[1] for k in result['kernels'] if k[3] == 'bf16'}
     assert 'avx512_core_amx' in bf16[('convolution', 'forward_training')]
     assert 'avx512_core_amx' in bf16[('deconvolution', 'forward_training')]
+
+
+def test_mxnet_imported_first_falls_back_with_the_reason(tmp_path):
+    cpuinfo = tmp_path / 'cpuinfo'
+    cpuinfo.write_text('processor\t: 0\nflags\t\t: %s\n' % ' '.join(sorted(AMX_FLAGS)))
+    code = ('import mxnet\nimport gluoncv_gan\nfrom gluoncv_gan.utils import amx\n'
+            'print(amx.STATE["requested"])\nprint(amx.describe(amx.STATE))')
+    env = {k: v for k, v in os.environ.items() if k != 'DNNL_MAX_CPU_ISA'}
+    env['GLUONCV_GAN_CPUINFO'] = str(cpuinfo)
+    run = subprocess.run([sys.executable, '-c', code], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    requested, line = run.stdout.strip().splitlines()[-2:]
+    assert requested == 'False'
+    assert line.startswith('bfloat16 path: AVX-512 BF16 (no AMX); the CPU has AMX but mxnet was '
+                           'imported before gluoncv_gan')
+
+
+@needs_amx
+def test_the_amx_setup_leaves_the_float32_kernels_unchanged():
+    from gluoncv_gan.utils.onednn import probe_kernels
+    env = {k: v for k, v in os.environ.items() if k != 'DNNL_MAX_CPU_ISA'}
+    with_amx = probe_kernels(bfloat16=False, env=env)
+    without = probe_kernels(bfloat16=False, env=dict(env, GLUONCV_GAN_AMX='0'))
+    assert with_amx['returncode'] == without['returncode'] == 0
+    assert 'AMX' in with_amx['isa'] and 'AMX' not in without['isa']
+    assert with_amx['kernels'] == without['kernels'] and with_amx['kernels']
+    assert all(k[3] == 'f32' for k in with_amx['kernels'])
