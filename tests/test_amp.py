@@ -62,6 +62,14 @@ def test_amx_cpu_gets_the_request_and_the_amx_isa():
     assert request.calls == 1
     assert environ == {'DNNL_MAX_CPU_ISA': 'AVX512_CORE_AMX'}
     assert state['path'] == 'amx' and state['requested'] and state['reason'] == ''
+    assert state['set_isa']
+    amx.pin_isa(state, environ)  # after one oneDNN primitive, children must not inherit it
+    assert environ == {}
+    environ = {'DNNL_MAX_CPU_ISA': 'avx512_core_amx'}  # the user's own setting stays
+    state = amx.setup_amx(environ, AMX_FLAGS, request=FakeRequest())
+    assert state['path'] == 'amx' and not state['set_isa']
+    amx.pin_isa(state, environ)
+    assert environ == {'DNNL_MAX_CPU_ISA': 'avx512_core_amx'}
     assert amx.describe(state) == 'bfloat16 path: AMX (oneDNN AVX512_CORE_AMX)'
 
 
@@ -106,8 +114,8 @@ def test_importing_the_package_recorded_a_state():
     state = amx.STATE
     assert state is not None
     assert state['hardware'] == amx.bfloat16_path(amx.cpu_flags())
-    if state['path'] == 'amx':
-        assert os.environ.get('DNNL_MAX_CPU_ISA') == 'AVX512_CORE_AMX'
+    if state['set_isa']:  # set for oneDNN's first primitive, then taken out again
+        assert 'DNNL_MAX_CPU_ISA' not in os.environ
 
 
 def _graph_dtypes(sym, data_shape):
@@ -294,3 +302,24 @@ def test_the_amx_setup_leaves_the_float32_kernels_unchanged():
     assert 'AMX' in with_amx['isa'] and 'AMX' not in without['isa']
     assert with_amx['kernels'] == without['kernels'] and with_amx['kernels']
     assert all(k[3] == 'f32' for k in with_amx['kernels'])
+
+
+@needs_amx
+def test_a_child_process_does_not_inherit_an_isa_it_may_not_use(tmp_path):
+    """oneDNN reads DNNL_MAX_CPU_ISA at its first primitive; a child lacks the permission (exec
+    clears it), so a bfloat16 convolution in a plain MXNet child would die with SIGILL if the
+    variable had stayed in the package's environment."""
+    child = ('import mxnet as mx\nfrom mxnet.contrib.amp.amp import bfloat16\n'
+             'x = mx.nd.amp_cast(mx.nd.ones((8, 64, 16, 16)), dtype=bfloat16)\n'
+             'w = mx.nd.amp_cast(mx.nd.ones((128, 64, 4, 4)), dtype=bfloat16)\n'
+             'mx.nd.Convolution(x, w, kernel=(4, 4), num_filter=128, no_bias=True).wait_to_read()'
+             '\nprint("ok")')
+    script = tmp_path / 'child.py'
+    script.write_text(child)
+    parent = ('import subprocess, sys\nimport gluoncv_gan\n'
+              'print(subprocess.run([sys.executable, %r], timeout=120).returncode)' % str(script))
+    env = {k: v for k, v in os.environ.items() if k != 'DNNL_MAX_CPU_ISA'}
+    run = subprocess.run([sys.executable, '-c', parent], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.strip().splitlines()[-1] == '0'

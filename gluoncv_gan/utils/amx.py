@@ -3,10 +3,14 @@
 oneDNN 2.4 (inside MXNet 1.9.1) has AMX kernels for bfloat16 convolutions but does not use them
 unless ``DNNL_MAX_CPU_ISA=AVX512_CORE_AMX`` is set, and with that setting it dies with SIGILL
 unless the process first asked Linux for the AMX tile state (``arch_prctl(ARCH_REQ_XCOMP_PERM,
-XFEATURE_XTILEDATA)``). oneDNN reads the variable when MXNet's library loads, so both must
-happen before ``import mxnet``: :func:`setup_amx` runs from ``gluoncv_gan/__init__.py``.
+XFEATURE_XTILEDATA)``). oneDNN reads the variable at its first primitive (measured: not when the
+library loads), so :func:`setup_amx` runs from ``gluoncv_gan/__init__.py`` before ``import
+mxnet`` (after it, whether a primitive already ran cannot be known), and the package then runs
+one small primitive and takes the variable out of the environment again (:func:`pin_isa`):
+a child process inherits the environment but not the permission (an exec clears it), and a
+bfloat16 convolution there would die with SIGILL.
 
-This module imports neither MXNet nor the rest of the package.
+This module imports nothing of the package, and MXNet only inside :func:`pin_isa`.
 """
 import ctypes
 import errno
@@ -14,7 +18,7 @@ import os
 
 __all__ = ['CPUINFO', 'CPUINFO_VARIABLE', 'AMX_ISA', 'OPT_OUT_VARIABLE', 'STATE',
            'cpu_info_path', 'cpu_flags', 'bfloat16_path', 'request_amx', 'setup_amx',
-           'describe']
+           'pin_isa', 'describe']
 
 CPUINFO = '/proc/cpuinfo'
 CPUINFO_VARIABLE = 'GLUONCV_GAN_CPUINFO'  # another cpuinfo file to read (tests fake CPUs)
@@ -103,8 +107,8 @@ def setup_amx(environ=None, flags=None, mxnet_loaded=False, request=request_amx)
     dict
         ``path`` (``'amx'``, ``'avx512_bf16'`` or None), ``hardware`` (what the CPU offers),
         ``requested`` (whether the permission request was made and granted), ``isa`` (the
-        ``DNNL_MAX_CPU_ISA`` now in effect, or None) and ``reason`` (why the path is not the
-        hardware's best, or '').
+        ``DNNL_MAX_CPU_ISA`` now in effect, or None), ``set_isa`` (this call set it) and
+        ``reason`` (why the path is not the hardware's best, or '').
     """
     global STATE
     if environ is None:
@@ -113,7 +117,7 @@ def setup_amx(environ=None, flags=None, mxnet_loaded=False, request=request_amx)
     flags = cpu_flags() if flags is None else flags
     hardware = bfloat16_path(flags)
     state = {'hardware': hardware, 'path': hardware, 'requested': False,
-             'isa': environ.get('DNNL_MAX_CPU_ISA'), 'reason': ''}
+             'isa': environ.get('DNNL_MAX_CPU_ISA'), 'reason': '', 'set_isa': False}
     if hardware != 'amx':
         return state
     fallback = 'avx512_bf16' if 'avx512_bf16' in flags else None
@@ -136,9 +140,28 @@ def setup_amx(environ=None, flags=None, mxnet_loaded=False, request=request_amx)
             del environ['DNNL_MAX_CPU_ISA']
         state.update(path=fallback, isa=None, reason=why)
         return state
-    environ['DNNL_MAX_CPU_ISA'] = AMX_ISA
+    if not user_isa:
+        environ['DNNL_MAX_CPU_ISA'] = AMX_ISA
+        state['set_isa'] = True
     state['isa'] = AMX_ISA
     return state
+
+
+def pin_isa(state, environ=None):
+    """Make oneDNN read the ISA that :func:`setup_amx` set, then unset it again.
+
+    Runs one small ``FullyConnected`` (a oneDNN primitive: oneDNN reads ``DNNL_MAX_CPU_ISA``
+    once, at the first one), then removes the variable from ``environ`` when ``setup_amx`` put
+    it there, so that child processes do not inherit it without the permission.
+    """
+    environ = os.environ if environ is None else environ
+    if not state or not state.get('set_isa'):
+        return
+    import mxnet as mx
+    one = mx.nd.ones((1, 1))
+    mx.nd.FullyConnected(one, one, num_hidden=1, no_bias=True).wait_to_read()
+    if environ.get('DNNL_MAX_CPU_ISA') == AMX_ISA:
+        del environ['DNNL_MAX_CPU_ISA']
 
 
 def describe(state):
