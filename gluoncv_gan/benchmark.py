@@ -56,6 +56,8 @@ from . import reference as ref
 from .utils.cli import check_output_path, command, prog
 from .utils.cores import usable_cores
 from .utils.fileio import atomic_path
+from .utils.amp import cpu_has_bfloat16
+from .utils.amx import cpu_info_path
 from .utils.onednn import probe_kernels
 
 __all__ = ['parse_args', 'conv_macs', 'flops_per_image', 'measure_gemm', 'run_benchmark',
@@ -105,7 +107,8 @@ def parse_args(argv=None):
                         help='also time the project step with --amp (bfloat16 convolutions), '
                              'as a fourth worker D in the same interleaved runs')
     parser.add_argument('--gemm-size', type=int, default=2048,
-                        help='matrix size of the fp32 GEMM that measures the achievable rate')
+                        help='matrix size of the GEMMs (fp32, and bfloat16 with --amp) that '
+                             'measure the achievable rate')
     # internal: run as the project's benchmark worker
     parser.add_argument('--worker', default=None, choices=['project'], help=argparse.SUPPRESS)
     parser.add_argument('--iterations', type=int, default=None, help=argparse.SUPPRESS)
@@ -817,6 +820,10 @@ def main(argv=None):
             sys.exit('error: --worker needs --iterations')
         _project_worker(args)
         return
+    if args.amp and not cpu_has_bfloat16():  # before any worker starts
+        sys.exit('error: --amp needs a CPU with bfloat16 instructions (avx512_bf16 or AMX in the '
+                 'flags of %s) and this one has neither: run the benchmark without --amp'
+                 % cpu_info_path())
     result = run_benchmark(args, progress=lambda text: print(text, file=sys.stderr, flush=True))
     print(format_report(result))
     if args.json:

@@ -199,6 +199,18 @@ def test_amp_on_a_cpu_without_bfloat16_is_one_line_and_exit_2(tmp_path):
     assert 'Traceback' not in run.stderr
 
 
+def test_benchmark_amp_on_a_cpu_without_bfloat16_is_one_line_and_exit_2(tmp_path):
+    cpuinfo = tmp_path / 'cpuinfo'
+    cpuinfo.write_text('processor\t: 0\nflags\t\t: fpu sse2 avx2\n')
+    env = dict(os.environ, GLUONCV_GAN_CPUINFO=str(cpuinfo))
+    run = subprocess.run([sys.executable, '-m', 'gluoncv_gan.benchmark', '--amp'], cwd=REPO,
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    assert run.stderr.strip().splitlines() == [
+        'error: --amp needs a CPU with bfloat16 instructions (avx512_bf16 or AMX in the flags of '
+        '%s) and this one has neither: run the benchmark without --amp' % cpuinfo]
+
+
 @needs_bfloat16
 def test_transposed_convolution_matches_float32_deconvolution():
     """Forward, input gradient and weight gradient of the bfloat16 transposed convolution
