@@ -181,6 +181,24 @@ def test_enable_bfloat16_casts_convolutions_and_keeps_their_outputs_float32(monk
     assert getattr(mx.nd.Deconvolution, 'bfloat16_training', False)
 
 
+def test_bf16_deconv_variable_keeps_transposed_convolutions_float32(monkeypatch, caplog):
+    def stand_in(*args, **kwargs):
+        return args[0]
+    for name in ('Convolution', 'FullyConnected', 'Deconvolution'):
+        monkeypatch.setattr(mx.nd, name, stand_in)
+        monkeypatch.setattr(mx.nd.op, name, stand_in)
+    monkeypatch.setenv('GLUONCV_GAN_BF16_DECONV', '0')
+    state = {'path': 'amx', 'hardware': 'amx', 'isa': 'AVX512_CORE_AMX', 'reason': '',
+             'requested': True}
+    with caplog.at_level('INFO'):
+        amp.enable_bfloat16(state=state)
+    assert mx.nd.Deconvolution is stand_in
+    assert getattr(mx.nd.Convolution, 'bfloat16_training', False)
+    lines = [r.getMessage() for r in caplog.records if 'bfloat16 path' in r.getMessage()]
+    assert lines == ['bfloat16 path: AMX (oneDNN AVX512_CORE_AMX); bfloat16: Convolution, '
+                     'FullyConnected; float32: BatchNorm, Deconvolution, losses, weights']
+
+
 AMP_WITHOUT_BF16 = [sys.executable, '-m', 'gluoncv_gan.train', '--dataset', 'lfw_sample', '--amp',
                     '--iterations', '1', '--eval-interval', '0', '--ngf', '8', '--ndf', '8']
 

@@ -24,6 +24,7 @@ Limits of MXNet 1.9.1, measured (see ``docs/performance.md``):
 The casts apply to the whole process and cannot be turned off.
 """
 import logging
+import os
 
 from . import amx
 from .cli import UserError
@@ -33,6 +34,8 @@ __all__ = ['cpu_has_bfloat16', 'bfloat16_op_lists', 'transposed_convolution', 'c
 
 BF16_OPS = ('Convolution', 'Deconvolution', 'FullyConnected')
 FP32_OPS = ('BatchNorm',)
+# =0: transposed convolutions stay float32 under --amp (to measure what they contribute)
+DECONV_VARIABLE = 'GLUONCV_GAN_BF16_DECONV'
 
 
 class Bfloat16Unavailable(UserError):
@@ -206,8 +209,10 @@ def enable_bfloat16(logger=None, state=None):
     shape inconsistent with the forward shape"). ``Convolution`` and ``FullyConnected`` run
     in bfloat16 between casts, ``Deconvolution`` through :func:`transposed_convolution`; their
     outputs are float32, so BatchNorm, activations and losses stay float32, as do the weights,
-    gradients and optimiser states. Logs one line naming the bfloat16 path (AMX, AVX-512 BF16,
-    and why not AMX when the CPU has it). Applies to the whole process, imperative nets only.
+    gradients and optimiser states. ``GLUONCV_GAN_BF16_DECONV=0`` keeps the transposed
+    convolutions float32. Logs one line naming the bfloat16 path (AMX, AVX-512 BF16, and why
+    not AMX when the CPU has it) and the operators in each type. Applies to the whole process,
+    imperative nets only.
 
     Parameters
     ----------
@@ -240,16 +245,20 @@ def enable_bfloat16(logger=None, state=None):
                                   'AMX in the flags of %s) and this one has neither, so bfloat16 '
                                   'would be emulated and slower than float32: train without '
                                   '--amp' % amx.cpu_info_path())
+    deconvolution = os.environ.get(DECONV_VARIABLE, '').strip().lower() not in (
+        '0', 'false', 'no', 'off')
+    ops = [op for op in BF16_OPS if deconvolution or op != 'Deconvolution']
     (logger or logging.getLogger(__name__)).info(
         '%s; bfloat16: %s; float32: %s, losses, weights', amx.describe(state),
-        ', '.join(BF16_OPS), ', '.join(FP32_OPS))
-    if getattr(mx.nd.Deconvolution, 'bfloat16_training', False):  # enabled before
+        ', '.join(ops), ', '.join(FP32_OPS + (() if deconvolution else ('Deconvolution',))))
+    if getattr(mx.nd.Convolution, 'bfloat16_training', False):  # enabled before
         return state
     originals = {name: getattr(mx.nd, name) for name in BF16_OPS}
     replaced = {'Convolution': cast_to(originals['Convolution'], bfloat16),
-                'FullyConnected': cast_to(originals['FullyConnected'], bfloat16),
-                'Deconvolution': transposed_convolution(originals['Deconvolution'],
-                                                        originals['Convolution'], bfloat16)}
+                'FullyConnected': cast_to(originals['FullyConnected'], bfloat16)}
+    if deconvolution:
+        replaced['Deconvolution'] = transposed_convolution(
+            originals['Deconvolution'], originals['Convolution'], bfloat16)
     for name, operator in replaced.items():
         operator.bfloat16_training = True
         setattr(mx.nd, name, operator)
