@@ -784,8 +784,8 @@ def format_report(result):
                         100 * result['gemm_fraction']['project'],
                         100 * result['gemm_fraction']['reference_tuned']))
     if result.get('amp_samples_per_s'):
-        lines.append('--amp (bfloat16 convolutions and transposed convolutions, imperative '
-                     'nets): %.2f samples/s, %.2fx the fp32 project step'
+        lines.append('--amp (bfloat16, imperative nets; the kernels below name the operators): '
+                     '%.2f samples/s, %.2fx the fp32 project step'
                      % (result['amp_samples_per_s'], result['ratio_amp']))
         lines.append('measured bfloat16 GEMM (same product, bfloat16 operands): %.0f GFLOP/s '
                      '(%.2fx the fp32 one); achieved: D %.0f%% of it (fp32-equivalent FLOPs)'
