@@ -75,6 +75,13 @@ def _import_gluoncv_without_torch():
         del sys.modules['torch']
 
 
+def _prepare_amx():
+    """Before MXNet loads: ask Linux for the AMX tile state and point oneDNN at its AMX kernels,
+    on CPUs that have AMX (see :mod:`gluoncv_gan.utils.amx`; ``--amp`` logs the path taken)."""
+    from .utils.amx import setup_amx  # imports nothing else: MXNet is not loaded yet
+    return setup_amx(mxnet_loaded='mxnet' in sys.modules)
+
+
 # what the user chose, before _configure_threads: gluoncv_gan.launch shares cores among workers
 # only when this is None
 USER_OMP_NUM_THREADS = os.environ.get('OMP_NUM_THREADS')
@@ -83,6 +90,7 @@ USER_OMP_NUM_THREADS = os.environ.get('OMP_NUM_THREADS')
 from .utils.lifeline import watch_parent  # noqa: E402
 watch_parent()
 _require_mxnet()
+AMX_STATE = _prepare_amx()
 # True when mxnet was imported first: MXNet then runs with the thread count it chose itself
 MXNET_IMPORTED_FIRST = _configure_threads()
 _import_gluoncv_without_torch()
@@ -91,5 +99,7 @@ from . import model_zoo  # noqa: E402
 from .model_zoo import get_model, get_model_list  # noqa: E402,F401
 # the subpackages, as attributes after `import gluoncv_gan` (as gluoncv.data, gluoncv.utils...)
 from . import data, estimator, loss, metrics, nn, utils  # noqa: E402,F401
+from .utils import amx as _amx  # noqa: E402
 
 model_zoo.register_with_gluoncv()
+_amx.pin_isa(AMX_STATE)

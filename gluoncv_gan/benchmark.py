@@ -58,6 +58,9 @@ from . import thread_advice
 from .utils.cli import check_output_path, command, prog, seed_argument
 from .utils.cores import usable_cores
 from .utils.fileio import atomic_path
+from .utils.amp import cpu_has_bfloat16
+from .utils.amx import cpu_info_path
+from .utils.onednn import probe_kernels
 from .utils.lifeline import child_environment, die_with_parent
 
 __all__ = ['parse_args', 'conv_macs', 'flops_per_image', 'measure_gemm', 'run_benchmark',
@@ -107,7 +110,8 @@ def parse_args(argv=None):
                         help='also time the project step with --amp (bfloat16 convolutions), '
                              'as a fourth worker D in the same interleaved runs')
     parser.add_argument('--gemm-size', type=int, default=2048,
-                        help='matrix size of the fp32 GEMM that measures the achievable rate')
+                        help='matrix size of the GEMMs (fp32, and bfloat16 with --amp) that '
+                             'measure the achievable rate')
     # internal: run as the project's benchmark worker
     parser.add_argument('--worker', default=None, choices=['project'], help=argparse.SUPPRESS)
     parser.add_argument('--iterations', type=int, default=None, help=argparse.SUPPRESS)
@@ -225,26 +229,47 @@ def flops_per_image(nz=100, ngf=64, ndf=64, resolution=64, input_grad_only=False
                        'discriminator': [[n, m] for n, m, _ in d_layers]}}
 
 
-def measure_gemm(repeats, ctx=None, size=2048):
-    """Achievable fp32 rate: GFLOP/s of a ``size`` x ``size`` matrix product (``mx.nd.dot``).
+def measure_gemm(repeats, ctx=None, size=2048, dtype='float32'):
+    """Achievable rate: GFLOP/s of a ``size`` x ``size`` matrix product in ``dtype``.
 
     The ceiling the training steps are compared with: unlike a nominal peak from the clock and
-    the instruction set, it sees the real clock and memory system. The best of ``repeats`` timed
-    products is kept.
+    the instruction set, it sees the real clock and memory system. The product is oneDNN's
+    (``FullyConnected``, an inner product), the library that runs the convolutions, with this
+    process's OpenMP threads: ``mx.nd.dot`` goes to the OpenBLAS 0.3.13 inside MXNet 1.9.1,
+    which takes a CPU it does not know (Sapphire Rapids, with AMX) for a Prescott and runs SSE3
+    code, so that a convolution step beat its "ceiling" 2.63 times. The best of ``repeats``
+    timed products is kept; ``busy`` is the CPU time over the wall time of the best one (the
+    cores it kept busy). ``dtype`` 'bfloat16' casts the operands first (untimed).
     """
     import mxnet as mx
     ctx = ctx or mx.cpu()
     a = mx.nd.random.uniform(shape=(size, size), ctx=ctx)
     b = mx.nd.random.uniform(shape=(size, size), ctx=ctx)
-    mx.nd.dot(a, b).wait_to_read()
-    best = None
+    if dtype == 'bfloat16':
+        from mxnet.contrib.amp.amp import bfloat16
+        a, b = mx.nd.amp_cast(a, dtype=bfloat16), mx.nd.amp_cast(b, dtype=bfloat16)
+    # the operator itself, not the float32-output wrapper that --amp installs
+    product = getattr(mx.nd.FullyConnected, '__wrapped__', mx.nd.FullyConnected)
+
+    def run():
+        product(a, b, num_hidden=size, no_bias=True).wait_to_read()
+    run()
+    best = busy = None
     for _ in range(max(1, repeats)):
+        cpu = _cpu_seconds()
         started = time.perf_counter()
-        mx.nd.dot(a, b).wait_to_read()
+        run()
         elapsed = time.perf_counter() - started
-        best = elapsed if best is None else min(best, elapsed)
-    return {'size': size, 'seconds': best,
+        if best is None or elapsed < best:
+            best, busy = elapsed, (_cpu_seconds() - cpu) / elapsed if elapsed > 0 else None
+    return {'size': size, 'seconds': best, 'dtype': dtype, 'busy': busy,
             'gflops': 2.0 * size ** 3 / best / 1e9}
+
+
+def _cpu_seconds():
+    import resource
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
 
 # ------------------------------------------------------------------------------------------
@@ -360,6 +385,9 @@ def _project_worker(args):
         def gemm(n):
             return measure_gemm(n, ctx[0], size=args.gemm_size)
 
+        def gemm_bf16(n):
+            return measure_gemm(n, ctx[0], size=args.gemm_size, dtype='bfloat16')
+
         def sample(n):
             if 'generator' not in state:
                 gen = get_model(config['model'], nz=config['nz'], ngf=config['ngf'],
@@ -410,9 +438,10 @@ def _project_worker(args):
                  'input_grad_only': bool(getattr(estimator.batch_processor, 'input_grad_only',
                                                  False)),
                  'sample_interval': config['sample_interval'],
-                 'checkpoint_interval': config['checkpoint_interval']}
+                 'checkpoint_interval': config['checkpoint_interval'],
+                 'bfloat16_path': _bfloat16_path() if args.worker_amp else None}
         gate = _gate_class()(stream, {'sample': sample, 'loader': loader, 'jpeg': jpeg,
-                                      'gemm': gemm},
+                                      'gemm': gemm, 'gemm_bf16': gemm_bf16},
                      config['log_interval'], ready)
         data = _gated_loader_class()(dataset, config['batch_size'], config['seed'], total, gate)
         # the handlers of gluoncv_gan.pipeline.training.train, built the same way
@@ -438,6 +467,11 @@ def _project_worker(args):
         ref.say_goodbye(stream)
     finally:
         shutil.rmtree(save_dir, ignore_errors=True)
+
+
+def _bfloat16_path():
+    from .utils import amx
+    return {'line': amx.describe(amx.STATE), 'path': amx.STATE['path'], 'isa': amx.STATE['isa']}
 
 
 # ------------------------------------------------------------------------------------------
@@ -619,6 +653,9 @@ def run_benchmark(args, progress=None):
         extras['jpeg'] = workers['A'].ask('jpeg %d' % args.jpeg_images)
         progress('fp32 GEMM %dx%d (in worker A)' % (args.gemm_size, args.gemm_size))
         extras['gemm'] = workers['A'].ask('gemm 5')
+        if args.amp:
+            progress('bfloat16 GEMM %dx%d (in worker D)' % (args.gemm_size, args.gemm_size))
+            extras['gemm_bf16'] = workers['D'].ask('gemm_bf16 5')
         for key, _, _ in timed:
             final[key] = workers[key].close()
     finally:
@@ -695,6 +732,12 @@ def run_benchmark(args, progress=None):
     if args.amp:
         result['amp_samples_per_s'] = rates['D']
         result['ratio_amp'] = rates['D'] / rates['A']
+        result['gemm_bf16_gflops'] = extras['gemm_bf16']['gflops']
+        result['gemm_fraction']['project_amp'] = gflops['project_amp'] / extras['gemm_bf16'][
+            'gflops']
+        result['bfloat16_path'] = ready['D'].get('bfloat16_path')
+        progress('oneDNN kernels of a bfloat16 step (DNNL_VERBOSE, in a child process)')
+        result['onednn'] = probe_kernels(bfloat16=True, env=tuned_env)
     return result
 
 
@@ -745,14 +788,28 @@ def format_report(result):
                  flops['formula']['reference'], flops['generator_forward'] / 1e9,
                  flops['discriminator_forward'] / 1e9)]
     if result.get('gemm_gflops'):
-        lines.append('measured fp32 GEMM (mx.nd.dot %dx%d, best of 5): %.0f GFLOP/s; achieved: '
-                     'A %.0f%%, C %.0f%% of it'
-                     % (s['gemm_size'], s['gemm_size'], result['gemm_gflops'],
+        lines.append('measured fp32 GEMM (oneDNN inner product %dx%d, best of 5, %s threads): '
+                     '%.0f GFLOP/s; achieved: A %.0f%%, C %.0f%% of it'
+                     % (s['gemm_size'], s['gemm_size'], s['threads'], result['gemm_gflops'],
                         100 * result['gemm_fraction']['project'],
                         100 * result['gemm_fraction']['reference_tuned']))
     if result.get('amp_samples_per_s'):
-        lines.append('--amp (bfloat16 convolutions, imperative nets): %.2f samples/s, %.2fx the '
-                     'fp32 project step' % (result['amp_samples_per_s'], result['ratio_amp']))
+        lines.append('--amp (bfloat16, imperative nets; the kernels below name the operators): '
+                     '%.2f samples/s, %.2fx the fp32 project step'
+                     % (result['amp_samples_per_s'], result['ratio_amp']))
+        lines.append('measured bfloat16 GEMM (same product, bfloat16 operands): %.0f GFLOP/s '
+                     '(%.2fx the fp32 one); achieved: D %.0f%% of it (fp32-equivalent FLOPs)'
+                     % (result['gemm_bf16_gflops'],
+                        result['gemm_bf16_gflops'] / result['gemm_gflops'],
+                        100 * result['gemm_fraction']['project_amp']))
+        path = result.get('bfloat16_path') or {}
+        onednn = result.get('onednn') or {}
+        lines.append('%s; oneDNN ISA: %s' % (path.get('line', 'bfloat16 path: unknown'),
+                                             onednn.get('isa') or 'unknown (%s)'
+                                             % (onednn.get('error') or 'no verbose output')))
+        lines.append('oneDNN bfloat16 kernels: %s' % (', '.join(
+            '%s %s %s' % (k[0], k[2], k[1]) for k in onednn.get('kernels', []) if k[3] == 'bf16')
+            or 'none seen'))
     lines.append('MXNet features: %s' % ', '.join(result['mxnet_features']))
     lines.append('cpu count %d, usable cores %d; MXNET_ENGINE_TYPE %s; "busy" = CPU time / wall '
                  'time of the worker during its timed runs'
@@ -775,6 +832,10 @@ def main(argv=None):
         return
     if thread_advice():
         print('warning: %s' % thread_advice(), file=sys.stderr, flush=True)
+    if args.amp and not cpu_has_bfloat16():  # before any worker starts
+        sys.exit('error: --amp needs a CPU with bfloat16 instructions (avx512_bf16 or AMX in the '
+                 'flags of %s) and this one has neither: run the benchmark without --amp'
+                 % cpu_info_path())
     result = run_benchmark(args, progress=lambda text: print(text, file=sys.stderr, flush=True))
     print(format_report(result))
     if args.json:

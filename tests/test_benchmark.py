@@ -148,10 +148,14 @@ def test_benchmark_cli_smoke(tmp_path):
     assert result['settings']['batch_size'] == 8
     assert result['gemm_gflops'] > 0 and result['settings']['gemm_size'] == 256
     assert 'measured fp32 GEMM' in run.stdout
+    assert result['extras']['gemm']['dtype'] == 'float32'
     assert 'peak' not in result and 'peak (estimate)' not in run.stdout
     if cpu_has_bfloat16():
         assert result['amp_samples_per_s'] > 0 and result['ratio_amp'] > 0
         assert len(result['times']['project_amp']) == 1
+        assert result['gemm_bf16_gflops'] > 0
+        assert result['onednn']['returncode'] == 0 and result['onednn']['isa']
+        assert result['bfloat16_path']['line'].startswith('bfloat16 path: ')
 
 
 def test_measure_gemm_counts_two_flops_per_multiply_add(monkeypatch):
@@ -171,7 +175,8 @@ FAKE_ELAPSED = {'A': [99.0, 0.5, 0.4, 2.0], 'B': [99.0, 4.0, 1.0, 2.0],
                 'C': [99.0, 1.0, 1.0, 1.0], 'D': [99.0, 0.25, 0.25, 0.1]}
 FAKE_EXTRAS = {'sample': {'elapsed': 2.0, 'images': 512}, 'loader': {'elapsed': 0.5, 'images': 100},
                'jpeg': {'elapsed': 4.0, 'images': 16, 'num_workers': 2},
-               'gemm': {'gflops': 100.0, 'seconds': 0.1, 'size': 256}}
+               'gemm': {'gflops': 100.0, 'seconds': 0.1, 'size': 256},
+               'gemm_bf16': {'gflops': 400.0, 'seconds': 0.025, 'size': 256}}
 
 
 class FakeWorker(object):
@@ -209,6 +214,10 @@ def test_rates_and_ratios_are_the_medians_of_the_timed_runs(monkeypatch):
     """Batch 8 x 2 iterations = 16 images per run; the median runs take A 0.5 s, B 2.0 s,
     C 1.0 s, D 0.25 s: 32, 8, 16 and 64 samples/s."""
     monkeypatch.setattr(benchmark, '_Worker', FakeWorker)
+    monkeypatch.setattr(benchmark, 'probe_kernels', lambda **kwargs: {
+        'isa': 'Intel AMX', 'kernels': [['convolution', 'brgconv:avx512_core_amx_bf16',
+                                         'forward_training', 'bf16']], 'returncode': 0,
+        'error': ''})
     args = benchmark.parse_args(['--batch-size', '8', '--iters', '2', '--repeats', '3',
                                  '--warmup', '1', '--threads', '2', '--amp',
                                  '--dataset', 'lfw_sample'])
@@ -230,6 +239,12 @@ def test_rates_and_ratios_are_the_medians_of_the_timed_runs(monkeypatch):
     report = benchmark.format_report(result)
     assert 'ratio A/B (project vs tutorial with MXNet defaults): 4.00x' in report
     assert '64.00 samples/s, 2.00x the fp32 project step' in report
+    # D is compared with the bfloat16 GEMM, A and C with the fp32 one
+    assert result['gemm_bf16_gflops'] == 400.0
+    assert result['gemm_fraction']['project_amp'] == pytest.approx(64.0 * per_image / 1e9 / 400)
+    assert 'bfloat16 GEMM (same product, bfloat16 operands): 400 GFLOP/s (4.00x' in report
+    assert 'oneDNN ISA: Intel AMX' in report
+    assert 'convolution forward_training brgconv:avx512_core_amx_bf16' in report
 
 
 # a benchmark parent that starts one worker (which sleeps: it never notices a closed pipe),

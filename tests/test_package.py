@@ -217,7 +217,7 @@ def test_amp_is_bfloat16_on_cpu_and_refused_with_gpus(tmp_path, capsys):
     with pytest.raises(SystemExit):
         train.parse_args(['--help'])
     text = ' '.join(capsys.readouterr().out.split())
-    assert "bfloat16 convolutions through MXNet AMP on CPU" in text and 'not fp16' in text
+    assert "bfloat16 convolutions and transposed convolutions on CPU" in text and "not fp16" in text
 
 
 @pytest.mark.skipif(not os.environ.get(PROBE), reason='run by the test below, in its own pytest')

@@ -45,7 +45,8 @@ def build_net(config, ctx):
                           'that size or change image_size' % (config['model'], net.resolution,
                                                               net.resolution, config['image_size']))
     if config['hybridize'] and not config['amp']:
-        # bfloat16 AMP crashes hybridized nets in MXNet 1.9.1 (see gluoncv_gan.utils.amp)
+        # --amp's casts wrap MXNet's imperative operators, and a hybridized net under MXNet
+        # 1.9.1's bfloat16 AMP fails in its backward pass (see gluoncv_gan.utils.amp)
         net.generator.hybridize(static_alloc=True, static_shape=True)
         net.discriminator.hybridize(static_alloc=True, static_shape=True)
     return net

@@ -170,8 +170,8 @@ SCHEMA = {
     'hybridize': Key(bool, True, None, _BOOL,
                       'run the nets as static graphs (--no-hybridize: imperatively)'),
     'amp': Key(bool, False, None, _BOOL,
-               'bfloat16 convolutions through MXNet AMP on CPU (opt-in; CPUs with avx512_bf16; '
-               'the nets then run imperatively). Unlike --amp in GluonCV\'s GPU scripts this is '
+               'bfloat16 convolutions and transposed convolutions on CPU (opt-in; CPUs with '
+               'avx512_bf16 or AMX; the nets then run imperatively). Unlike --amp in GluonCV\'s GPU scripts this is '
                'not fp16, and --gpus refuses it'),
     'log_interval': Key(int, 10, _positive, _POSITIVE, 'iterations between logs'),
     'sample_interval': Key(int, 500, _non_negative, _NON_NEGATIVE,
