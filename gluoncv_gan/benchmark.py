@@ -55,7 +55,7 @@ import time
 
 from . import reference as ref
 from . import thread_advice
-from .utils.cli import check_output_path, command, prog, seed_argument
+from .utils.command_line import check_output_path, command, prog, seed_argument
 from .utils.cores import usable_cores
 from .utils.fileio import atomic_path
 from .utils.amp import cpu_has_bfloat16

@@ -42,7 +42,7 @@ from .pipeline.evaluation import evaluate_images, split_real
 from .pipeline.generator import load_generator
 from .pipeline.sampling import generate_images
 from .pipeline.training import Stopped, setup_logging, train
-from .utils.cli import check_output_path, command, prog, seed_argument
+from .utils.command_line import check_output_path, command, prog, seed_argument
 from .utils.config import EVAL_METRICS, ConfigError, load_config, read_config_file
 from .utils.fileio import atomic_path
 from .utils.runlock import RunLock

@@ -49,7 +49,7 @@ from .pipeline.evaluation import (INCEPTION_METRICS, MAX_MEMORIZATION_REFERENCE,
                                   parse_metrics, split_real_indices)
 from .pipeline.generator import load_generator
 from .pipeline.sampling import generate_images
-from .utils.cli import add_debug_flag, check_output_path, command, prog, seed_argument
+from .utils.command_line import add_debug_flag, check_output_path, command, prog, seed_argument
 from .utils.download import DownloadError
 from .utils.fileio import atomic_path
 from .utils.image import make_grid, save_image

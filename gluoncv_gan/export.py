@@ -44,11 +44,11 @@ import numpy as np
 from .estimator.checkpoint import find_checkpoint, read_state, reading_checkpoints
 from .model_zoo import get_model, get_model_list
 from .pipeline.generator import load_checkpoint_pair
-from .utils.cli import add_debug_flag, command
+from .utils.command_line import add_debug_flag, command
 from .utils.config import arch_kwargs
 from .utils.download import file_checksum
 from .utils.fileio import atomic_path
-from .utils.cli import prog
+from .utils.command_line import prog
 
 FORMATS = ('zip', 'symbol', 'onnx')
 

@@ -30,9 +30,9 @@ import subprocess
 import sys
 import threading
 import time
-from .utils.cli import prog
+from .utils.command_line import prog
 
-from .utils.cli import add_debug_flag, command
+from .utils.command_line import add_debug_flag, command
 from .utils.cores import usable_cores
 from .utils.lifeline import child_environment, die_with_parent
 

@@ -24,7 +24,7 @@ Objectives (``loss`` config key, ``--loss`` flag; formulas in docs/recipes.md):
 """
 from mxnet import gluon
 
-from .utils.registry import OBJECTIVES
+from .utils.name_registry import OBJECTIVES
 
 __all__ = ['GANObjective', 'VanillaGANLoss', 'MinimaxGANLoss', 'LSGANLoss', 'HingeGANLoss',
            'WassersteinGANLoss', 'get_objective', 'objective_names']

@@ -18,7 +18,7 @@ import os
 import sys
 
 from .pipeline.report import write_report
-from .utils.cli import command, prog
+from .utils.command_line import command, prog
 
 __all__ = ['main']
 

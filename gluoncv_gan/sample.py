@@ -40,7 +40,7 @@ import numpy as np
 from .model_zoo import get_model_list
 from .pipeline.generator import load_generator
 from .pipeline.sampling import generate_images, sample_images
-from .utils.cli import UserError, add_debug_flag, check_output_path, command, prog, seed_argument
+from .utils.command_line import UserError, add_debug_flag, check_output_path, command, prog, seed_argument
 from .utils.download import DownloadError
 from .utils.fileio import atomic_path
 from .utils.image import make_grid, save_image

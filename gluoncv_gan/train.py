@@ -29,7 +29,7 @@ import sys
 from . import distributed, thread_advice
 from .estimator import checkpoint as ckpt
 from .pipeline.training import Stopped, resume_changes, setup_logging, train
-from .utils.cli import add_debug_flag, check_output_path, command, describe_error, prog
+from .utils.command_line import add_debug_flag, check_output_path, command, describe_error, prog
 from .utils.config import (ConfigError, add_config_flags, load_config, overrides_from_args,
                            read_config_file)
 from .utils.runlock import RunLock

@@ -23,7 +23,7 @@ from gluoncv_gan.data import FaceFolder
 from gluoncv_gan.data.lfw import SAMPLE_ROOT
 from gluoncv_gan.estimator import checkpoint as ckpt
 from gluoncv_gan.pipeline import training
-from gluoncv_gan.utils.cli import DEBUG_VARIABLE, UserError
+from gluoncv_gan.utils.command_line import DEBUG_VARIABLE, UserError
 from output_reader import OutputReader
 from params_check import assert_same_parameters
 

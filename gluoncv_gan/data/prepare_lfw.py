@@ -49,7 +49,7 @@ from ..utils.download import (DownloadError, download, file_checksum, file_lock,
                               normalize_checksum)
 from ..utils.fileio import atomic_path
 from ..utils.paths import default_dataset_root
-from ..utils.cli import EXIT_ERROR, describe_error, prog
+from ..utils.command_line import EXIT_ERROR, describe_error, prog
 
 __all__ = ['prepare_lfw', 'main', 'LFW_URL', 'LFW_MD5']
 

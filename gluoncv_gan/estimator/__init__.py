@@ -1,6 +1,6 @@
 """GAN training on GluonCV's estimator: the estimator, its metrics, handlers and checkpoints."""
 from .gan_estimator import GANBatchProcessor, GANEstimator, latent_batch  # noqa: F401
-from .metrics import GANMetric, GANStepOutput, gan_metrics  # noqa: F401
+from .step_metrics import GANMetric, GANStepOutput, gan_metrics  # noqa: F401
 from .event_handler import (CheckpointHandler, EpochCounter, EvaluationHandler,  # noqa: F401
                             GANLoggingHandler, HandlerClock, HistoryHandler,
                             LearningRateDecayHandler, SampleHandler, StopOnSignal,

@@ -28,7 +28,7 @@ import time
 import numpy as np
 import portalocker
 
-from ..utils.cli import UserError
+from ..utils.command_line import UserError
 
 __all__ = ['checkpoint_name', 'list_checkpoints', 'find_checkpoint', 'save_checkpoint',
            'read_state', 'prune_checkpoints', 'CheckpointError', 'NonFiniteError',

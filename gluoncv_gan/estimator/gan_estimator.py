@@ -12,7 +12,7 @@ from mxnet.gluon.utils import split_and_load
 from ..utils.seeds import LATENT_BATCH_SALT
 from .augment import FAKE_FOR_D, FAKE_FOR_G, REAL
 from .checkpoint import NonFiniteError
-from .metrics import GANStepOutput, gan_metrics
+from .step_metrics import GANStepOutput, gan_metrics
 
 __all__ = ['GANBatchProcessor', 'GANEstimator', 'latent_batch']
 
@@ -189,7 +189,7 @@ class GANEstimator(Estimator):
     ema : GeneratorEMA or None
         A moving average of the generator, updated after each generator step.
     train_metrics : list of EvalMetric or None
-        Default: :func:`gluoncv_gan.estimator.metrics.gan_metrics`.
+        Default: :func:`gluoncv_gan.estimator.step_metrics.gan_metrics`.
     n_critic : int, default 1
         Discriminator steps per generator step (see :class:`GANBatchProcessor`).
     weight_clip : float, default 0

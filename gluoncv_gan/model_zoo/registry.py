@@ -1,9 +1,10 @@
 """The model zoo's registry: each model constructor registers itself where it is defined.
 
-As in timm's model registry, the names live apart from the model modules, so the model store
-and the config check can list them without importing a model.
+As in timm's model registry, the names live apart from the model modules: the model store and
+the config check read them here without importing a model module themselves. The names are here
+once :mod:`gluoncv_gan.model_zoo` is imported (``import gluoncv_gan`` does it), not before.
 """
-from ..utils.registry import MODELS
+from ..utils.name_registry import MODELS
 
 __all__ = ['register_model', 'list_models', 'get_constructor']
 

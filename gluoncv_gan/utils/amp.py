@@ -27,7 +27,7 @@ import logging
 import os
 
 from . import amx
-from .cli import UserError
+from .command_line import UserError
 
 __all__ = ['cpu_has_bfloat16', 'bfloat16_op_lists', 'transposed_convolution', 'cast_to',
            'enable_bfloat16', 'Bfloat16Unavailable']

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import yaml
 
-from .cli import SEED_ALLOWED, UserError, valid_seed
+from .command_line import SEED_ALLOWED, UserError, valid_seed
 from .fileio import atomic_path
-from .registry import MODELS, OBJECTIVES, Registry
+from .name_registry import MODELS, OBJECTIVES, Registry
 
 __all__ = ['ConfigError', 'KVSTORE_TYPES', 'AUGMENT_POLICIES', 'ARCH_KEYS', 'Key', 'SCHEMA',
            'default_config', 'load_config', 'validate_config', 'save_config', 'read_config_file',

@@ -2,7 +2,8 @@
 
 A module that defines a model or an objective registers it with a decorator, so code that only
 needs the names (the config check, the model store) asks a registry instead of importing the
-modules that define them. This module imports nothing of the package.
+modules that define them. A registry is empty until those modules are imported
+(``import gluoncv_gan`` imports them all). This module imports nothing of the package.
 """
 
 __all__ = ['Registry', 'MODELS', 'OBJECTIVES']
