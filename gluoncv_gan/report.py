@@ -17,7 +17,7 @@ import argparse
 import os
 import sys
 
-from .pipeline.report import write_report
+from .estimator.run_report import write_report
 from .utils.command_line import command, prog
 
 __all__ = ['main']

@@ -8,4 +8,4 @@ from .event_handler import (CheckpointHandler, EpochCounter, EvaluationHandler, 
 from .ema import GeneratorEMA  # noqa: F401
 from .augment import DiffAugment  # noqa: F401
 from . import checkpoint  # noqa: F401
-from .report import ReportHandler  # noqa: F401
+from .run_report import ReportHandler  # noqa: F401

@@ -11,8 +11,6 @@ import numpy as np
 from mxnet.gluon.contrib.estimator.event_handler import (BatchBegin, BatchEnd, EpochBegin,
                                                          EpochEnd, TrainBegin, TrainEnd)
 
-from ..pipeline.evaluation import evaluate_images, evaluation_latents, real_subset
-from ..pipeline.sampling import sample_images
 from ..utils.fileio import atomic_path
 from ..utils.image import make_grid, save_image
 from . import checkpoint as ckpt
@@ -430,46 +428,44 @@ class HistoryHandler(BatchEnd, EpochEnd):
 class EvaluationHandler(TrainBegin, EpochEnd):
     """Evaluate the generator every ``interval`` epochs and mark the best checkpoint.
 
-    Generates ``num_samples`` images from a fixed latent set (the moving-average generator when
-    training keeps one) and measures SWD, face-detection rate, diversity and sharpness against a
-    fixed random subset of the training images (see :mod:`gluoncv_gan.metrics`), and FID, KID
-    and precision/recall against the Inception features of all of them when those are asked
-    for. Results are logged, plotted in ``curves.png`` and kept in ``evaluation.json``; the
-    epoch's checkpoint is marked best in ``best.json`` when its FID (SWD without FID) is the
-    lowest so far, and is then kept whatever ``keep_checkpoints`` says (DCGAN quality peaks and
-    then degrades).
+    As MXNet's ``ValidationHandler`` takes its ``eval_fn``, this handler is given what it
+    measures: ``eval_fn(generator, nz, ctx)`` returns the metrics of a generator (the
+    moving-average one when training keeps one) as a dict with at least ``swd``, ``swd_levels``,
+    ``face_rate``, ``diversity`` and ``sharpness``, and ``fid``, ``kid``/``kid_std``,
+    ``precision``/``recall`` when it measures those (training passes
+    :class:`gluoncv_gan.pipeline.evaluation.GeneratorEvaluation`). Results are logged, plotted
+    in ``curves.png`` and kept in ``evaluation.json``; the epoch's checkpoint is marked best in
+    ``best.json`` when its ``best_by`` metric is the lowest so far, and is then kept whatever
+    ``keep_checkpoints`` says (DCGAN quality peaks and then degrades).
 
     Parameters
     ----------
     run_dir : str
         The run folder.
-    real_images : numpy.ndarray
-        uint8 NHWC real images (a subset of ``num_samples`` is drawn with ``seed``).
-    checkpoints : CheckpointHandler
+    eval_fn : callable
+        ``eval_fn(generator, nz, ctx)`` -> dict of metrics, as above.
+    checkpoints : RunCheckpointHandler
         Whose next epoch-end checkpoint is the one evaluated.
     num_samples : int
-        Generated images per evaluation, and real images compared with.
+        Generated images per evaluation (for the log line).
     interval : int
         Epochs between evaluations.
-    seed : int
-        Seed of the latent set and of the metrics.
-    metrics : sequence of str
-        Among ``swd``, ``fid``, ``kid``, ``pr``; ``swd`` stands for the project's own set.
-    real_features : numpy.ndarray or None
-        Inception features of ``real_images``, needed for ``fid``, ``kid`` and ``pr``.
+    best_by : str
+        The metric (lower is better) that picks the best checkpoint: ``swd`` or ``fid``.
+    real_face_rate : callable or None
+        Returns the face-detection rate of the real images compared with, shown beside the
+        generated one; called once (its value is kept in the handler's state).
+    logger : logging.Logger or None
+        Where the evaluation lines go.
+    priority : int
+        Order among the epoch-end handlers (after samples and history, before checkpoints).
     """
 
-    def __init__(self, run_dir, real_images, checkpoints, num_samples=2000, interval=1, seed=0,
-                 logger=None, priority=350, metrics=('swd',), real_features=None):
-        self.run_dir, self.checkpoints = run_dir, checkpoints
-        self.num_samples, self.interval, self.seed = num_samples, interval, seed
-        self.real = np.asarray(real_subset(real_images, num_samples, seed))
-        self.inception_names = tuple(m for m in ('fid', 'kid', 'pr') if m in metrics)
-        if self.inception_names and real_features is None:
-            raise ValueError('%s need the Inception features of the real images'
-                             % ', '.join(self.inception_names))
-        self.real_features = real_features
-        self.best_by = 'fid' if 'fid' in metrics else 'swd'
+    def __init__(self, run_dir, eval_fn, checkpoints, num_samples=2000, interval=1,
+                 best_by='swd', real_face_rate=None, logger=None, priority=350):
+        self.run_dir, self.eval_fn, self.checkpoints = run_dir, eval_fn, checkpoints
+        self.num_samples, self.interval, self.best_by = num_samples, interval, best_by
+        self.real_face_rate = real_face_rate
         self.logger = logger or logging.getLogger('gluoncv_gan.train')
         self.priority = priority
         self.rows, self.best = [], None
@@ -501,24 +497,13 @@ class EvaluationHandler(TrainBegin, EpochEnd):
         return out
 
     def train_begin(self, estimator, *args, **kwargs):
-        if self.face_rate_real is None:
-            from ..metrics import face_detection_rate
-            self.face_rate_real = face_detection_rate(self.real)
+        if self.face_rate_real is None and self.real_face_rate is not None:
+            self.face_rate_real = self.real_face_rate()
 
     def evaluate(self, estimator):
-        """Metrics of the current (sampling) generator, as ``python -m gluoncv_gan.evaluate``
-        measures them (:func:`~gluoncv_gan.pipeline.evaluation.evaluate_images`); a dict."""
-        fake = sample_images(estimator.sampling_generator,
-                             evaluation_latents(self.num_samples, estimator.nz, self.seed),
-                             ctx=estimator.context[0])
-        result = evaluate_images(fake, self.real, seed=self.seed, face_rate_real=False,
-                                 diversity_real=False,
-                                 metrics=('swd', 'face', 'diversity', 'sharpness')
-                                 + self.inception_names,
-                                 real_features=self.real_features)
-        keys = ('swd', 'swd_levels', 'face_rate', 'diversity', 'sharpness', 'fid', 'kid',
-                'kid_std', 'precision', 'recall')
-        return {key: result[key] for key in keys if key in result}
+        """Metrics of the current (sampling) generator: what ``eval_fn`` returns."""
+        return dict(self.eval_fn(estimator.sampling_generator, estimator.nz,
+                                 estimator.context[0]))
 
     def epoch_end(self, estimator, *args, **kwargs):
         if not estimator.epoch_complete or (estimator.epoch + 1) % self.interval:
