@@ -16,7 +16,6 @@ from ..utils.image import make_grid, save_image
 from . import checkpoint as ckpt
 
 __all__ = ['EpochCounter', 'GANLoggingHandler', 'HandlerClock', 'SampleHandler',
-           'CheckpointHandler',
            'HistoryHandler', 'EvaluationHandler', 'TensorBoardHandler',
            'LearningRateDecayHandler', 'StopOnSignal', 'metric_values']
 
@@ -547,74 +546,6 @@ def _inception_summary(result):
         parts.append('precision / recall = %.3f / %.3f' % (result['precision'],
                                                           result['recall']))
     return ''.join(', ' + p for p in parts)
-
-
-class CheckpointHandler(EpochBegin, BatchEnd, EpochEnd):
-    """Checkpoints every epoch and every ``interval`` iterations, keeping the newest ``keep``.
-
-    Parameters
-    ----------
-    folder : str
-        The checkpoints folder.
-    fixed_noise : numpy.ndarray
-        Saved with every checkpoint.
-    config : dict
-        The resolved config, saved with every checkpoint.
-    interval : int
-        Iterations between checkpoints (0: per epoch only).
-    keep : int
-        Newest checkpoints kept (protected ones, e.g. the best, are kept in addition).
-    stateful : dict
-        name -> object with ``get_state()``/``set_state()``, saved in ``state.json``.
-    """
-
-    def __init__(self, folder, fixed_noise, config, interval=0, keep=3, stateful=None,
-                 priority=600):
-        self.folder, self.fixed_noise, self.config = folder, fixed_noise, config
-        self.interval, self.keep = interval, keep
-        self.stateful = stateful or {}
-        self.protect = set()
-        self.priority = priority
-        self._pending_means = None
-        self.last_saved = None
-
-    def save(self, estimator, epoch, batch):
-        estimator.check_losses()  # a NaN loss not yet checked must not reach a checkpoint
-        state = {'epoch': epoch, 'batch': batch, 'iteration': estimator.iteration,
-                 'seed': estimator.seed, 'config': self.config,
-                 'metrics': {m.name: m.get_state() for m in estimator.train_metrics},
-                 'handlers': {name: obj.get_state() for name, obj in self.stateful.items()},
-                 'time': time.time()}
-        self.last_saved = ckpt.save_checkpoint(
-            self.folder, estimator.iteration, estimator.net, estimator.trainer_g,
-            estimator.trainer_d, self.fixed_noise, state, ema=estimator.ema)
-        ckpt.prune_checkpoints(self.folder, self.keep, protect=self.protect)
-        return self.last_saved
-
-    def restore_running_means(self, metric_states):
-        """Restore running metric sums at the next epoch start (after the metric reset)."""
-        self._pending_means = metric_states
-
-    def epoch_begin(self, estimator, *args, **kwargs):
-        if self._pending_means:
-            for metric in estimator.train_metrics:
-                if metric.name in self._pending_means:
-                    metric.set_state(self._pending_means[metric.name])
-        self._pending_means = None
-
-    def batch_end(self, estimator, *args, **kwargs):
-        if self.interval and estimator.iteration % self.interval == 0 \
-                and not estimator.epoch_complete:
-            self.save(estimator, estimator.epoch, estimator.batch)
-        return False
-
-    def epoch_end(self, estimator, *args, **kwargs):
-        # the estimator also ends an epoch early when training stops mid-epoch
-        if estimator.epoch_complete:
-            self.save(estimator, estimator.epoch + 1, 0)
-        elif estimator.batch > 0:
-            self.save(estimator, estimator.epoch, estimator.batch)
-        return False
 
 
 class TensorBoardHandler(TrainBegin, BatchEnd, EpochEnd, TrainEnd):

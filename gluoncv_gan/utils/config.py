@@ -271,6 +271,8 @@ def validate_config(config):
                               % (key, ', '.join(name for name, c in MODELS.items()
                                                 if key in getattr(c, 'options', ())) or 'none',
                                  resolved['model']))
+    if resolved['lr_d'] is None:  # resolved here once: every reader sees the rate in use
+        resolved['lr_d'] = resolved['lr']
     if resolved['dataset'] == 'folder' and not resolved['data_dir']:
         raise ConfigError("dataset 'folder' needs data_dir (--data-dir): the folder of images")
     if resolved['amp'] and resolved['gpus'].strip(','):
