@@ -72,6 +72,8 @@ def resolve_run(args, warnings=None):
         saved = load_config(None, ckpt.read_state(checkpoint)['config'])
         requested = read_config_file(args.config) if args.config else {}
         requested.update({k: v for k, v in overrides.items() if v is not None})
+        if saved['lr_d'] == saved['lr'] and 'lr_d' not in requested:
+            requested['lr_d'] = requested.get('lr')  # a D rate that was lr's follows a new lr
         config = load_config(None, dict(saved, **requested))
         resume_changes(saved, config)
         save_dir = args.save_dir or os.path.dirname(os.path.dirname(checkpoint))
