@@ -41,14 +41,13 @@ import zipfile
 import mxnet as mx
 import numpy as np
 
-from .estimator.checkpoint import find_checkpoint, read_state, reading_checkpoints
-from .model_zoo import get_model, get_model_list
-from .pipeline.generator import load_checkpoint_pair
-from .utils.command_line import add_debug_flag, command
-from .utils.config import arch_kwargs
-from .utils.download import file_checksum
-from .utils.fileio import atomic_path
-from .utils.command_line import prog
+from ..estimator.checkpoint import find_checkpoint, read_state, reading_checkpoints
+from ..model_zoo import get_model, get_model_list
+from ..pipeline.generator import load_checkpoint_pair
+from ..utils.command_line import add_debug_flag, command, prog
+from ..utils.config import arch_kwargs
+from ..utils.download import file_checksum
+from ..utils.fileio import atomic_path
 
 FORMATS = ('zip', 'symbol', 'onnx')
 
@@ -62,7 +61,7 @@ def epoch_checkpoints(path, count, end_epoch=None):
 
     With ``end_epoch``, the ``count`` that end with the checkpoint saved after epoch ``end_epoch``.
     """
-    from .estimator.checkpoint import list_checkpoints
+    from ..estimator.checkpoint import list_checkpoints
     folder = os.path.join(path, 'checkpoints')
     found = list_checkpoints(folder if os.path.isdir(folder) else path)
     ends = [(read_state(ckpt)['epoch'], ckpt) for _, ckpt in found if read_state(ckpt)['batch'] == 0]
@@ -88,7 +87,7 @@ def average_generator(net, checkpoints, ctx=None, recalibration_batches=64):
     ``recalibration_batches`` batches of 128 latents (more than the moving average's 8 per use:
     an export is done once, and 64 batches gave a lower SWD).
     """
-    from .estimator.ema import recalibrate_batchnorm
+    from ..estimator.ema import recalibrate_batchnorm
     params = net.generator._collect_params_with_prefix()
     sums = {}
     for ckpt in checkpoints:
@@ -204,15 +203,15 @@ def _fail(message):
 def export_deployable(net, out_dir, fmt):
     """Write ``net.generator`` in ``fmt`` ('symbol' or 'onnx') into ``out_dir``; log and return
     the paths, and the largest difference of the exported generator's images from the net's."""
-    from .utils import deploy
+    from . import deployable
     latent = np.random.RandomState(0).standard_normal((8, net.nz, 1, 1)).astype(np.float32)
     with mx.autograd.predict_mode():
         expected = net.generator(mx.nd.array(latent)).asnumpy()
     if fmt == 'symbol':
-        paths = deploy.export_symbol(net.generator, out_dir)
-        got = deploy.load_symbol(*paths)(mx.nd.array(latent)).asnumpy()
+        paths = deployable.export_symbol(net.generator, out_dir)
+        got = deployable.load_symbol(*paths)(mx.nd.array(latent)).asnumpy()
     else:
-        paths = deploy.export_onnx(net.generator, out_dir)
+        paths = deployable.export_onnx(net.generator, out_dir)
         try:
             import onnxruntime
         except ImportError:
@@ -293,7 +292,3 @@ def main(argv=None):
     logger.info('Add to _model_sha1_versions in gluoncv_gan/model_zoo/model_store.py:')
     print("    ('%s', '%s')," % (sha1, name))
     return sha1, zip_path
-
-
-if __name__ == '__main__':
-    main()
