@@ -23,7 +23,8 @@ import os
 
 import mxnet as mx
 
-from ..utils.config import KVSTORE_TYPES, ConfigError
+from ..utils.config import ConfigError
+from ..utils.name_registry import KVSTORES
 from .horovod import import_horovod
 from .kvstore import KeyRange, ServerUpdateTrainer, SharedKVStore
 
@@ -35,6 +36,11 @@ PS_VARIABLES = ('DMLC_ROLE', 'DMLC_PS_ROOT_URI', 'DMLC_PS_ROOT_PORT', 'DMLC_NUM_
                 'DMLC_NUM_SERVER')
 # test and debugging aid: a folder where every worker saves its final parameters
 WORKER_PARAMS_VARIABLE = 'GLUONCV_GAN_WORKER_PARAMS'
+
+# gradient reduction: one process ('device', 'local') or a parameter-server job ('dist_*')
+KVSTORE_TYPES = ('device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async')
+for _name in KVSTORE_TYPES:  # the names the config check allows
+    KVSTORES.register(mx.kv.create, name=_name)
 
 logger = logging.getLogger(__name__)
 

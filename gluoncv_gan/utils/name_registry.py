@@ -6,7 +6,7 @@ modules that define them. A registry is empty until those modules are imported
 (``import gluoncv_gan`` imports them all). This module imports nothing of the package.
 """
 
-__all__ = ['Registry', 'MODELS', 'OBJECTIVES']
+__all__ = ['Registry', 'MODELS', 'OBJECTIVES', 'KVSTORES', 'AUGMENTATIONS']
 
 
 class Registry:
@@ -67,6 +67,9 @@ class Registry:
         return str(name).lower() in self._constructors
 
 
-# the package's two registries: gluoncv_gan.model_zoo and gluoncv_gan.loss fill them
+# the package's registries, filled by gluoncv_gan.model_zoo, gluoncv_gan.loss,
+# gluoncv_gan.distributed and gluoncv_gan.estimator.augment
 MODELS = Registry('model')
 OBJECTIVES = Registry('GAN objective')
+KVSTORES = Registry('kvstore')
+AUGMENTATIONS = Registry('augmentation')
