@@ -307,28 +307,30 @@ class RunCheckpointHandler(EpochBegin, BatchEnd, EpochEnd):
     ``keep``), and resume it from such a checkpoint (:meth:`resume`).
 
     Named apart from MXNet's ``CheckpointHandler``, which saves a net and a trainer only.
-
-    Parameters
-    ----------
-    folder : str
-        The checkpoints folder.
-    fixed_noise : numpy.ndarray
-        Saved with every checkpoint.
-    config : dict
-        The resolved config, saved with every checkpoint.
-    interval : int
-        Iterations between checkpoints (0: per epoch only).
-    keep : int
-        Newest checkpoints kept (protected ones, e.g. the best, are kept in addition).
-    stateful : dict
-        name -> object with ``get_state()`` (and ``set_state()`` when it is restored on resume),
-        saved in ``state.json``.
-    priority : int
-        Order among the epoch-end handlers (after evaluation, which marks the best checkpoint).
     """
 
     def __init__(self, folder, fixed_noise, config, interval=0, keep=3, stateful=None,
                  priority=600):
+        """Create the handler.
+
+        Parameters
+        ----------
+        folder : str
+            The checkpoints folder.
+        fixed_noise : numpy.ndarray
+            Saved with every checkpoint.
+        config : dict
+            The resolved config, saved with every checkpoint.
+        interval : int
+            Iterations between checkpoints (0: per epoch only).
+        keep : int
+            Newest checkpoints kept (protected ones, e.g. the best, are kept in addition).
+        stateful : dict
+            name -> object with ``get_state()`` (and ``set_state()`` when it is restored on resume),
+            saved in ``state.json``.
+        priority : int
+            Order among the epoch-end handlers (after evaluation, which marks the best checkpoint).
+        """
         self.folder, self.fixed_noise, self.config = folder, fixed_noise, config
         self.interval, self.keep = interval, keep
         self.stateful = stateful or {}

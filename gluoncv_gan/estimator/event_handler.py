@@ -39,6 +39,13 @@ class EpochCounter(EpochEnd):
     """Counts finished epochs on the estimator, after every other epoch-end handler."""
 
     def __init__(self, priority=np.inf):
+        """Create the handler.
+
+        Parameters
+        ----------
+        priority : float, default inf
+            Order among the epoch-end handlers: last, so that they all see the epoch unfinished.
+        """
         self.priority = priority
 
     def epoch_end(self, estimator, *args, **kwargs):
@@ -54,18 +61,22 @@ class StopOnSignal(BatchEnd, EpochEnd):
     handlers run, so the checkpoint handler saves the position). A second signal gets the
     default action and ends the process at once (what is on disk stays whole: every file is
     written atomically).
-
-    Parameters
-    ----------
-    agree : callable or None
-        ``agree(flag)`` returns True on every data-parallel worker when the flag is true on
-        any (:meth:`gluoncv_gan.distributed.Distribution.any_worker`), so that all stop after
-        the same iteration; None: this process alone.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, agree=None, priority=-np.inf):
+        """Create the handler.
+
+        Parameters
+        ----------
+        agree : callable or None
+            ``agree(flag)`` returns True on every data-parallel worker when the flag is true on
+            any (:meth:`gluoncv_gan.distributed.Distribution.any_worker`), so that all stop after
+            the same iteration; None: this process alone.
+        priority : float, default -inf
+            Order among the handlers: first, so that a stop is seen by all the others.
+        """
         self.priority = priority
         self.agree = agree or bool
         self.signum = None
@@ -110,6 +121,15 @@ class HandlerClock(BatchEnd, EpochEnd):
     """
 
     def __init__(self, sync_intervals=(), priority=-999):
+        """Create the handler.
+
+        Parameters
+        ----------
+        sync_intervals : sequence of int
+            Iterations at whose multiples other handlers may work (0 entries are ignored).
+        priority : int, default -999
+            Order among the handlers: right after the estimator's metric handler.
+        """
         self.sync_intervals = [i for i in sync_intervals if i]
         self.priority = priority
         self.started = None
@@ -134,28 +154,32 @@ class GANLoggingHandler(TrainBegin, TrainEnd, EpochBegin, EpochEnd, BatchBegin, 
 
     Speed and ETA count training time only when :attr:`clock` (a :class:`HandlerClock`) is among
     the estimator's handlers: the other handlers' time is then left out.
-
-    Parameters
-    ----------
-    log_interval : int
-        Iterations between log lines.
-    total_iterations : int
-        Iterations of the whole run (for the ETA).
-    batches_per_epoch : int
-        Iterations per epoch.
-    logger : logging.Logger or None
-        Where lines go (the training script's root logger writes the console and the log file).
-    progress_bar : bool or None
-        A tqdm bar on stderr; None shows it when stderr is a terminal.
-    num_workers : int, default 1
-        Data-parallel workers: the speed is also given in all (the workers run in step).
-    sync_intervals : tuple of int
-        Intervals (iterations) at which other handlers work at a batch end (sample grids,
-        checkpoints), for :attr:`clock`.
     """
 
     def __init__(self, log_interval, total_iterations, batches_per_epoch, logger=None,
                  progress_bar=None, priority=np.inf, num_workers=1, sync_intervals=()):
+        """Create the handler.
+
+        Parameters
+        ----------
+        log_interval : int
+            Iterations between log lines.
+        total_iterations : int
+            Iterations of the whole run (for the ETA).
+        batches_per_epoch : int
+            Iterations per epoch.
+        logger : logging.Logger or None
+            Where lines go (the training script's root logger writes the console and the log file).
+        progress_bar : bool or None
+            A tqdm bar on stderr; None shows it when stderr is a terminal.
+        num_workers : int, default 1
+            Data-parallel workers: the speed is also given in all (the workers run in step).
+        sync_intervals : tuple of int
+            Intervals (iterations) at which other handlers work at a batch end (sample grids,
+            checkpoints), for :attr:`clock`.
+        priority : float, default inf
+            Order among the handlers: last, after every other handler's work.
+        """
         self.log_interval, self.num_workers = log_interval, num_workers
         self.total_iterations, self.batches_per_epoch = total_iterations, batches_per_epoch
         self.logger = logger or logging.getLogger('gluoncv_gan.train')
@@ -252,20 +276,22 @@ class LearningRateDecayHandler(BatchBegin):
     rate times ``min(1, (total_iterations - i) / decay_iterations)``, so the last iteration runs
     at ``1 / decay_iterations`` of it. The rate depends on the iteration alone, so a resumed run
     continues the same schedule; resuming with more epochs moves the decay to the new end.
-
-    Parameters
-    ----------
-    trainers : list of Trainer
-        Trainers whose rates decay.
-    base_rates : list of float
-        Their undecayed rates (from the config: a resumed trainer holds a decayed one).
-    total_iterations : int
-        Iterations of the whole run.
-    decay_iterations : int
-        Length of the decay, in iterations (positive).
     """
 
     def __init__(self, trainers, base_rates, total_iterations, decay_iterations):
+        """Create the handler.
+
+        Parameters
+        ----------
+        trainers : list of Trainer
+            Trainers whose rates decay.
+        base_rates : list of float
+            Their undecayed rates (from the config: a resumed trainer holds a decayed one).
+        total_iterations : int
+            Iterations of the whole run.
+        decay_iterations : int
+            Length of the decay, in iterations (positive).
+        """
         if decay_iterations <= 0:
             raise ValueError('decay_iterations must be positive, got %r' % decay_iterations)
         self.trainers, self.base_rates = list(trainers), list(base_rates)
@@ -287,20 +313,24 @@ class SampleHandler(TrainBegin, BatchEnd, EpochEnd, TrainEnd):
 
     Writes ``samples/real.png`` (real training images) at the start, ``samples/epoch-EEEE.png``
     and ``samples/iter-IIIIIIII.png``, and keeps ``samples/latest.png`` a copy of the newest.
-
-    Parameters
-    ----------
-    folder : str
-        The samples folder.
-    fixed_noise : numpy.ndarray
-        Latent batch (N, nz, 1, 1), the same for the whole run.
-    interval : int
-        Iterations between grids (0: per epoch only).
-    real_images : numpy.ndarray or None
-        uint8 NHWC images for ``real.png``.
     """
 
     def __init__(self, folder, fixed_noise, interval=0, real_images=None, priority=500):
+        """Create the handler.
+
+        Parameters
+        ----------
+        folder : str
+            The samples folder.
+        fixed_noise : numpy.ndarray
+            Latent batch (N, nz, 1, 1), the same for the whole run.
+        interval : int
+            Iterations between grids (0: per epoch only).
+        real_images : numpy.ndarray or None
+            uint8 NHWC images for ``real.png``.
+        priority : int, default 500
+            Order among the handlers.
+        """
         self.folder, self.fixed_noise, self.interval = folder, fixed_noise, interval
         self.real_images = real_images
         self.priority = priority
@@ -352,6 +382,17 @@ class HistoryHandler(BatchEnd, EpochEnd):
     """
 
     def __init__(self, run_dir, log_interval, priority=400):
+        """Create the handler.
+
+        Parameters
+        ----------
+        run_dir : str
+            The run folder (``history.json``, ``curves.png``).
+        log_interval : int
+            Iterations between rows.
+        priority : int, default 400
+            Order among the epoch-end handlers (after the samples, before evaluation).
+        """
         self.run_dir, self.log_interval, self.priority = run_dir, log_interval, priority
         self.rows = []
         self._last = None
@@ -436,32 +477,34 @@ class EvaluationHandler(TrainBegin, EpochEnd):
     in ``curves.png`` and kept in ``evaluation.json``; the epoch's checkpoint is marked best in
     ``best.json`` when its ``best_by`` metric is the lowest so far, and is then kept whatever
     ``keep_checkpoints`` says (DCGAN quality peaks and then degrades).
-
-    Parameters
-    ----------
-    run_dir : str
-        The run folder.
-    eval_fn : callable
-        ``eval_fn(generator, nz, ctx)`` -> dict of metrics, as above.
-    checkpoints : RunCheckpointHandler
-        Whose next epoch-end checkpoint is the one evaluated.
-    num_samples : int
-        Generated images per evaluation (for the log line).
-    interval : int
-        Epochs between evaluations.
-    best_by : str
-        The metric (lower is better) that picks the best checkpoint: ``swd`` or ``fid``.
-    real_face_rate : callable or None
-        Returns the face-detection rate of the real images compared with, shown beside the
-        generated one; called once (its value is kept in the handler's state).
-    logger : logging.Logger or None
-        Where the evaluation lines go.
-    priority : int
-        Order among the epoch-end handlers (after samples and history, before checkpoints).
     """
 
     def __init__(self, run_dir, eval_fn, checkpoints, num_samples=2000, interval=1,
                  best_by='swd', real_face_rate=None, logger=None, priority=350):
+        """Create the handler.
+
+        Parameters
+        ----------
+        run_dir : str
+            The run folder.
+        eval_fn : callable
+            ``eval_fn(generator, nz, ctx)`` -> dict of metrics, as above.
+        checkpoints : RunCheckpointHandler
+            Whose next epoch-end checkpoint is the one evaluated.
+        num_samples : int
+            Generated images per evaluation (for the log line).
+        interval : int
+            Epochs between evaluations.
+        best_by : str
+            The metric (lower is better) that picks the best checkpoint: ``swd`` or ``fid``.
+        real_face_rate : callable or None
+            Returns the face-detection rate of the real images compared with, shown beside the
+            generated one; called once (its value is kept in the handler's state).
+        logger : logging.Logger or None
+            Where the evaluation lines go.
+        priority : int
+            Order among the epoch-end handlers (after samples and history, before checkpoints).
+        """
         self.run_dir, self.eval_fn, self.checkpoints = run_dir, eval_fn, checkpoints
         self.num_samples, self.interval, self.best_by = num_samples, interval, best_by
         self.real_face_rate = real_face_rate
@@ -555,6 +598,19 @@ class TensorBoardHandler(TrainBegin, BatchEnd, EpochEnd, TrainEnd):
     """
 
     def __init__(self, logdir, log_interval, sample_handler=None, priority=700):
+        """Create the handler.
+
+        Parameters
+        ----------
+        logdir : str
+            mxboard's log folder.
+        log_interval : int
+            Iterations between scalar points.
+        sample_handler : SampleHandler or None
+            Renders the epoch's sample grid (None: no images).
+        priority : int, default 700
+            Order among the handlers.
+        """
         self.logdir, self.log_interval = logdir, log_interval
         self.sample_handler, self.priority = sample_handler, priority
         try:

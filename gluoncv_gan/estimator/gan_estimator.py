@@ -115,6 +115,29 @@ class GANBatchProcessor(BatchProcessor):
                     mx.nd.clip(data, -bound, bound, out=data)
 
     def fit_batch(self, estimator, train_batch, batch_axis=0):
+        """One training iteration: a discriminator step, then (every ``n_critic`` iterations) a
+        generator step, on ``train_batch`` split over the estimator's devices.
+
+        Parameters
+        ----------
+        estimator : GANEstimator
+            Holds the pair, the objective, both trainers, the moving average and the position.
+        train_batch : tuple of NDArray
+            ``(real images,)``, NCHW in [-1, 1].
+        batch_axis : int, default 0
+            The batch axis of ``train_batch``.
+
+        Returns
+        -------
+        tuple
+            ``(real chunks, None, GANStepOutput, discriminator losses)``: MXNet's ``(data,
+            label, pred, loss)`` of a step; the metrics read the :class:`GANStepOutput`.
+
+        Raises
+        ------
+        NonFiniteError
+            From :meth:`check_losses`, every ``check_interval`` iterations.
+        """
         ctx = estimator.context
         real = split_and_load(train_batch[0], ctx_list=ctx, batch_axis=batch_axis)
         batch_size = train_batch[0].shape[batch_axis]

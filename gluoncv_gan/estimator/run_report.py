@@ -276,21 +276,27 @@ class ReportHandler(EpochEnd, TrainEnd):
     It runs after the sample, history, evaluation and checkpoint handlers of the epoch, so the
     page shows their files. Each epoch it also draws ``samples/neighbours.png``: the first
     ``num_neighbours`` fixed-noise samples above their nearest training images.
-
-    Parameters
-    ----------
-    run_dir : str
-        The run folder.
-    fixed_noise : numpy.ndarray
-        The latent batch of the sample grids (N, nz, 1, 1).
-    real_images : numpy.ndarray
-        uint8 NHWC training images searched for neighbours.
-    total_iterations, batches_per_epoch : int
-        For the progress line.
     """
 
     def __init__(self, run_dir, fixed_noise, real_images, total_iterations, batches_per_epoch,
                  num_neighbours=8, priority=800):
+        """Create the handler.
+
+        Parameters
+        ----------
+        run_dir : str
+            The run folder.
+        fixed_noise : numpy.ndarray
+            The latent batch of the sample grids (N, nz, 1, 1).
+        real_images : numpy.ndarray
+            uint8 NHWC training images searched for neighbours.
+        total_iterations, batches_per_epoch : int
+            For the progress line.
+        num_neighbours : int, default 8
+            Samples shown above their nearest training images.
+        priority : int, default 800
+            Order among the epoch-end handlers: after those whose files the page shows.
+        """
         self.run_dir, self.fixed_noise, self.real_images = run_dir, fixed_noise, real_images
         self.total_iterations, self.batches_per_epoch = total_iterations, batches_per_epoch
         self.num_neighbours, self.priority = num_neighbours, priority

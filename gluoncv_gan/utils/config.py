@@ -454,7 +454,8 @@ def add_config_flags(parser):
         types = spec.types if isinstance(spec.types, tuple) else (spec.types,)
         group.add_argument(*names, dest=key, default=None, metavar=spec.metavar,
                            type=next(t for t in types if t is not type(None)),
-                           choices=spec.rule if isinstance(spec.rule, tuple) else None,
+                           choices=spec.rule.names() if getattr(spec.rule, 'closed', False)
+                           else spec.rule if isinstance(spec.rule, tuple) else None,
                            help=_flag_help(spec))
     return parser
 

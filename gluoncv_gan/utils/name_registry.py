@@ -16,10 +16,13 @@ class Registry:
     ----------
     kind : str
         What the names stand for, e.g. 'model'; used in error messages.
+    closed : bool
+        The package's own names are all there is (nobody registers more): a command-line flag
+        offers them as its choices.
     """
 
-    def __init__(self, kind):
-        self.kind = kind
+    def __init__(self, kind, closed=False):
+        self.kind, self.closed = kind, closed
         self._constructors = {}
 
     def register(self, constructor=None, name=None):
@@ -71,5 +74,5 @@ class Registry:
 # gluoncv_gan.distributed and gluoncv_gan.estimator.augment
 MODELS = Registry('model')
 OBJECTIVES = Registry('GAN objective')
-KVSTORES = Registry('kvstore')
-AUGMENTATIONS = Registry('augmentation')
+KVSTORES = Registry('kvstore', closed=True)
+AUGMENTATIONS = Registry('augmentation', closed=True)
