@@ -6,43 +6,25 @@ Example::
     python -m gluoncv_gan.benchmark --iters 10 --repeats 5 --json bench.json
     python -m gluoncv_gan.benchmark --data-dir ~/.mxnet/datasets/lfw --threads 4
 
-Three training steps are timed, each in a persistent worker process of its own that waits on
-stdin for ``run N``, runs N iterations on real LFW batches (64x64), waits for MXNet to finish
-and answers with the elapsed time. The workers take turns (A B C A B C ...) after a warm-up,
-so exactly one of them computes at any time and each keeps its warm state:
+Training steps are timed in persistent worker processes that take turns (A B C A B C ...,
+after a warm-up), each answering ``run N`` on stdin with the time of N iterations on real
+batches (64x64), so that exactly one computes at a time and each keeps its warm state:
 
-A. ``project``: the step exactly as ``python -m gluoncv_gan.train`` runs it: the config
-   defaults, and the estimator with every handler training attaches, built by the same function
-   (:func:`gluoncv_gan.pipeline.assembly.build_estimator`: logging and its clock, history,
-   metrics, samples, checkpoints, the report, TensorBoard when mxboard is installed), fed by a
-   :class:`~gluoncv_gan.data.loader.CachedBatchLoader`. The sample and checkpoint handlers get
-   an interval longer than the worker's whole run and the loader serves every iteration as one
-   epoch, so no grid, checkpoint or report is written inside a timed window. Threads:
-   ``OMP_NUM_THREADS`` as the package sets it (or ``--threads``).
-B. ``reference (MXNet defaults)``: :mod:`gluoncv_gan.benchmark.reference`, the tutorial's step, run as
-   a file by a bare interpreter (``python -c "runpy.run_path(...)"``, so the ``gluoncv_gan``
-   package and its ``__init__`` are never imported) with every thread variable removed from
-   its environment: MXNet picks its own thread count, as for a tutorial user. The worker
-   reports what it saw before importing MXNet and what the OpenMP runtime then uses; the
-   benchmark stops if ``gluoncv_gan`` was imported or a thread variable was set.
-C. ``reference (project threads)``: the same worker with A's ``OMP_NUM_THREADS``.
-D. (with ``--amp`` only) ``project with --amp``: worker A's step with bfloat16 convolutions
-   (:mod:`gluoncv_gan.utils.amp`; the nets run imperatively there).
+A. ``project``: training's step with the config defaults, the estimator and every handler built
+   by the function training calls (:func:`gluoncv_gan.pipeline.assembly.build_estimator`); the
+   sample and checkpoint intervals outlast the run and the loader serves one long epoch, so no
+   grid, checkpoint or report is written in a timed window (:mod:`.project_worker`).
+B. ``reference (MXNet defaults)``: the tutorial's step (:mod:`.reference`) run as a file by a
+   bare interpreter, so ``gluoncv_gan`` is never imported, with no thread variable set; the
+   benchmark stops if either was (:func:`.workers.check_threads`).
+C. ``reference (project threads)``: the same with A's ``OMP_NUM_THREADS``.
+D. (``--amp`` only) ``project with --amp``: A's step with bfloat16 convolutions.
 
-The project worker also measures generator sampling (inference mode, hybridized, batches of
-256), :class:`CachedBatchLoader` throughput and JPEG decoding without a cache (the dataset with
-``use_cache=False`` through a gluon ``DataLoader``), and every worker reports its peak resident
-memory (``ru_maxrss``) after its last timed run.
-
-FLOPs are counted analytically (see :func:`flops_per_image`) and turned into achieved GFLOP/s,
-compared with a measured ceiling, the rate of a large fp32 matrix product in worker A (see
-:func:`measure_gemm`).
-
-It stays a package command (``gluoncv-gan benchmark``), not a script in a top-level
-``benchmarks/`` folder as GluonCV keeps ``scripts/``: the project's top level is fixed, and the
-workers start the installed package's own modules. Its modules: :mod:`.run` (the parent's steps),
-:mod:`.workers` (the worker processes), :mod:`.project_worker`, :mod:`.reference`, :mod:`.flops`
-and :mod:`.table` (the text report).
+Worker A also times sampling, the cached loader and JPEG decoding; every worker reports its
+peak memory. FLOPs are counted analytically (:mod:`.flops`) and compared with a measured
+ceiling, a large matrix product. :mod:`.run` holds the parent's steps, :mod:`.table` the text
+report (docs/performance.md). It is a package command, not a top-level script folder as
+GluonCV's ``scripts/``: the project's top level is fixed and the workers run its modules.
 """
 import argparse
 import json

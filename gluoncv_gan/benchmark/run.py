@@ -1,5 +1,6 @@
 """The benchmark itself (the parent process): start the workers, time them in turns, gather
 the results."""
+import importlib.util
 import os
 import shutil
 import statistics
@@ -217,18 +218,12 @@ def _notes(plan, measured):
     a = measured.ready['A']
     return ['A: sample and checkpoint intervals are %d iterations, more than the %d the worker '
             'runs, and its loader serves them as one epoch, so no sample grid, checkpoint or '
-            'per-epoch write happens in a timed window; logging, history, metrics%s run as in '
-            'training (log_interval %d: %d log lines fell in timed runs)'
-            % (a['sample_interval'], plan.planned, ' and TensorBoard' if _has_mxboard() else '',
+            'per-epoch write happens in a timed window; the handlers are training\'s, built by '
+            'the same function (logging, history, metrics%s run as in training; log_interval '
+            '%d: %d log lines fell in timed runs)'
+            % (a['sample_interval'], plan.planned,
+               ' and TensorBoard' if importlib.util.find_spec('mxboard') else '',
                a['log_interval'], sum(r['log_lines'] for r in measured.runs['A'])),
             'B and C hold %d images of the cache in memory as float32 and feed them with '
             'mx.io.NDArrayIter, as the tutorial does; A reads batches from the uint8 cache'
             % plan.reference_images]
-
-
-def _has_mxboard():
-    try:
-        import mxboard  # noqa: F401
-    except ImportError:
-        return False
-    return True

@@ -247,20 +247,10 @@ class ResGANDiscriminator(nn.HybridBlock):
 class ResGAN(GANPair):
     """A residual generator and discriminator, kept, saved and loaded together.
 
-    Calling the block on latent vectors runs the generator.
-
-    Parameters
-    ----------
-    nz : int, default 100
-        Size of the latent vector.
-    ngf, ndf : int, default 64
-        Widths of the generator and the discriminator.
-    channels : int, default 3
-        Image channels.
-    resolution : int, default 64
-        Image height and width.
-    skip_excitation : bool, default False
-        Skip-layer excitation in the generator (see :class:`ResGANGenerator`).
+    Calling the block on latent vectors runs the generator. The parameters are
+    :class:`~gluoncv_gan.model_zoo.dcgan.DCGAN`'s (``nz``, ``ngf``, ``ndf``, ``channels``,
+    ``resolution``), with ``skip_excitation`` (bool, default False: skip-layer excitation in the
+    generator, see :class:`ResGANGenerator`) in place of ``d_norm``.
     """
 
     def __init__(self, nz=100, ngf=64, ndf=64, channels=3, resolution=64,

@@ -32,20 +32,14 @@ def build_estimator(config, save_dir, dataset, loader, total, ctx, dist, logger=
         A resolved config (:func:`gluoncv_gan.utils.config.load_config`).
     save_dir : str
         The run folder the handlers write.
-    dataset : LFW, LFWSample or FaceFolder
-        The training images (``.images``: uint8 NHWC).
-    loader : CachedBatchLoader
-        What the estimator is fitted on (its length is the epoch).
+    dataset, loader : LFW or FaceFolder, CachedBatchLoader
+        The training images (``.images``: uint8 NHWC) and what the estimator is fitted on.
     total : int
         Iterations of the whole run.
-    ctx : list of Context
-        Devices of this worker.
-    dist : Distribution
-        This process's place in the job; only its root writes files.
-    logger : logging.Logger or None
-        Where the log lines go.
-    progress_bar : bool or None
-        A tqdm bar (None: when stderr is a terminal).
+    ctx, dist : list of Context, Distribution
+        This worker's devices and its place in the job (only the root writes files).
+    logger, progress_bar : logging.Logger or None, bool or None
+        Where the log lines go; a tqdm bar (None: when stderr is a terminal).
     report : bool
         Keep ``report.html`` up to date (:class:`ReportHandler`).
 

@@ -224,25 +224,21 @@ def evaluate_images(fake, real_reference, real_rest=None, seed=0, face_rate_real
 
 
 class GeneratorEvaluation:
-    """What training's evaluations measure: the ``eval_fn`` of
-    :class:`~gluoncv_gan.estimator.EvaluationHandler`.
-
-    It generates ``num_samples`` images from the fixed latent set of :func:`evaluation_latents`
-    and measures SWD, face rate, diversity and sharpness against a fixed subset of the real
-    images (:func:`real_subset`), and FID, KID and precision/recall against the Inception
-    features of all of them when ``metrics`` asks for those, as ``python -m
-    gluoncv_gan.evaluate`` does (:func:`evaluate_images`).
+    """Training's evaluation, the ``eval_fn`` of :class:`~gluoncv_gan.estimator.EvaluationHandler`:
+    ``num_samples`` images of the :func:`evaluation_latents` against the :func:`real_subset`
+    (SWD, face rate, diversity, sharpness), and against the Inception features of all the real
+    images (FID, KID, precision/recall) when ``metrics`` names them, as
+    :func:`evaluate_images` measures for ``python -m gluoncv_gan.evaluate``.
 
     Parameters
     ----------
     real_images : numpy.ndarray
         uint8 NHWC training images.
-    num_samples : int
-        Generated images per evaluation, and real images compared with.
-    seed : int
-        Seed of the latent set, of the real subset and of the metrics.
+    num_samples, seed : int
+        Images per evaluation (generated, and real ones compared with); seed of the latents,
+        of the real subset and of the metrics.
     metrics : sequence of str
-        Among ``swd``, ``fid``, ``kid``, ``pr``; ``swd`` stands for the project's own set.
+        Among ``swd`` (the project's own set), ``fid``, ``kid``, ``pr``.
     real_features : numpy.ndarray or None
         Inception features of ``real_images``, needed for ``fid``, ``kid`` and ``pr``.
     """
