@@ -23,7 +23,7 @@ TrainingParts = namedtuple('TrainingParts', 'estimator handlers checkpoints fixe
 
 
 def build_estimator(config, save_dir, dataset, loader, total, ctx, dist, logger=None,
-                    progress_bar=None, report=True):
+                    progress_bar=None):
     """The estimator of ``config`` and every handler training attaches to it.
 
     Parameters
@@ -40,8 +40,6 @@ def build_estimator(config, save_dir, dataset, loader, total, ctx, dist, logger=
         This worker's devices and its place in the job (only the root writes files).
     logger, progress_bar : logging.Logger or None, bool or None
         Where the log lines go; a tqdm bar (None: when stderr is a terminal).
-    report : bool
-        Keep ``report.html`` up to date (:class:`ReportHandler`).
 
     Returns
     -------
@@ -82,9 +80,7 @@ def build_estimator(config, save_dir, dataset, loader, total, ctx, dist, logger=
                                     loader.epoch_indices(0)[:config['num_samples']]])
         handlers += [samples, history, checkpoints]
         handlers += _evaluation(config, save_dir, dataset, checkpoints, history, logger)
-        if report:
-            handlers.append(ReportHandler(save_dir, fixed_noise, dataset.images, total,
-                                          len(loader)))
+        handlers.append(ReportHandler(save_dir, fixed_noise, dataset.images, total, len(loader)))
         if config['tensorboard']:
             board = TensorBoardHandler(os.path.join(save_dir, 'tensorboard'),
                                        config['log_interval'], sample_handler=samples)
