@@ -38,7 +38,7 @@ from .estimator import checkpoint as ckpt
 from .metrics import diversity, face_detection_rate
 from .metrics.inception import FIDUnavailable, check_available, reference_features
 from .pipeline.build import build_dataset, contexts
-from .pipeline.evaluation import evaluate_images, split_real
+from .pipeline.evaluation import GeneratorEvaluation, evaluate_images, split_real
 from .pipeline.generator import load_generator
 from .pipeline.sampling import generate_images
 from .pipeline.training import Stopped, setup_logging, train
@@ -154,11 +154,6 @@ class RealReference:
         return self._cache[key]
 
 
-# what a comparison row keeps of evaluate_images' result
-ROW_KEYS = ('swd', 'swd_levels', 'face_rate', 'diversity', 'sharpness', 'fid', 'kid', 'kid_std',
-            'precision', 'recall')
-
-
 def evaluate_recipe(config, run_dir, reference, num_samples, seed=0, ctx=None,
                     inception_metrics=(), real_features=None):
     """Metrics of a run's final generator and of its moving average (if any); a list of dicts."""
@@ -170,7 +165,7 @@ def evaluate_recipe(config, run_dir, reference, num_samples, seed=0, ctx=None,
                                  diversity_real=False,
                                  metrics=('swd', 'face', 'diversity', 'sharpness')
                                  + tuple(inception_metrics), real_features=real_features)
-        row = {key: result[key] for key in ROW_KEYS if key in result}
+        row = {key: result[key] for key in GeneratorEvaluation.KEYS if key in result}
         rows.append(dict(row, generator='ema' if ema else 'final', num_samples=int(len(fake))))
     return rows
 

@@ -243,6 +243,7 @@ class GeneratorEvaluation:
         Inception features of ``real_images``, needed for ``fid``, ``kid`` and ``pr``.
     """
 
+    # what an evaluation keeps of evaluate_images' result (a comparison row too: compare.py)
     KEYS = ('swd', 'swd_levels', 'face_rate', 'diversity', 'sharpness', 'fid', 'kid', 'kid_std',
             'precision', 'recall')
 
