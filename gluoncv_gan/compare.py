@@ -5,24 +5,10 @@ Example (the recipes of the model zoo on full LFW)::
     python -m gluoncv_gan.compare --recipes configs/dcgan_lfw.yaml configs/lsgan_lfw.yaml \\
         configs/wgan_lfw.yaml configs/sngan_lfw.yaml --images 263680 --out-dir runs/compare
 
-Each recipe trains for ``--images // batch_size`` iterations (so every recipe sees the same
-number of real images, whatever its batch size or ``n_critic``), with its per-epoch evaluation
-turned off, into ``<out-dir>/<recipe name>/`` (a normal run folder: train.log, samples,
-checkpoints, model.params). Its final generator, and its moving average when the recipe keeps
-one, is then evaluated as ``python -m gluoncv_gan.evaluate <model> --params <run folder>
-[--ema] --num-samples <eval-samples> --seed <seed>`` does (SWD, face-detection rate, diversity,
-sharpness; the memorisation check is left out), against real images of the recipe's dataset and
-size; ``--metrics swd,fid,kid,pr`` adds FID, KID and precision/recall against all of them (the
-``[fid]`` extra).
-
-samples/s is the number of real images trained on per second of wall time of the training
-loop (``GANEstimator.fit``: every iteration with its logging, sample grids and checkpoints,
-and the graph construction of the first ones; set-up and evaluation excluded). A recipe interrupted and resumed reports the speed of the
-resumed part.
-
-Outputs: ``<out-dir>/compare.json`` and ``<out-dir>/compare.md`` (a markdown table), rewritten
-after each recipe; ``<out-dir>/compare.log``. Run the same command again to continue: finished
-recipes are skipped, an interrupted one resumes from its latest checkpoint.
+Each recipe trains ``--images // batch_size`` iterations into ``<out-dir>/<recipe name>/``, then
+its final generator (and moving average) is evaluated as ``gluoncv_gan.evaluate`` does. Results:
+``<out-dir>/compare.json``, ``compare.md`` and ``compare.log``. Run the same command again to
+continue. What samples/s counts and more: docs/recipes.md#comparing-the-recipes.
 """
 import argparse
 import json

@@ -5,19 +5,7 @@ Example::
     python -m gluoncv_gan.train --config configs/dcgan_lfw.yaml --save-dir runs/dcgan_lfw
     python -m gluoncv_gan.train --resume runs/dcgan_lfw          # continue where it stopped
 
-Run folder (``--save-dir``)::
-
-    train.log         the log (also --logging-file)
-    config.yaml       the resolved config
-    fixed_noise.npy   latent batch of the sample grids
-    samples/          real.png, epoch-EEEE.png, iter-IIIIIIII.png, latest.png
-    checkpoints/      iter-IIIIIIII/ (model, both optimiser states, position, metrics, config)
-    history.json      metrics every --log-interval iterations; curves.png plots them
-    report.html       one page on the run, rewritten every epoch (gluoncv_gan.report)
-    evaluation.json   SWD, face rate, diversity every --eval-interval epochs; best.json: the
-                      checkpoint with the lowest SWD (kept whatever --keep-checkpoints says)
-    model.params      the final DCGAN pair: get_model(name).load_parameters(path)
-    generator_ema.params  the moving average of the generator (with --ema-decay)
+What the run folder (``--save-dir``) holds: docs/training.md#the-run-folder.
 """
 import argparse
 import logging

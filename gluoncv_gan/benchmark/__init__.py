@@ -6,25 +6,12 @@ Example::
     python -m gluoncv_gan.benchmark --iters 10 --repeats 5 --json bench.json
     python -m gluoncv_gan.benchmark --data-dir ~/.mxnet/datasets/lfw --threads 4
 
-Training steps are timed in persistent worker processes that take turns (A B C A B C ...,
-after a warm-up), each answering ``run N`` on stdin with the time of N iterations on real
-batches (64x64), so that exactly one computes at a time and each keeps its warm state:
-
-A. ``project``: training's step with the config defaults, the estimator and every handler built
-   by the function training calls (:func:`gluoncv_gan.pipeline.assembly.build_estimator`); the
-   sample and checkpoint intervals outlast the run and the loader serves one long epoch, so no
-   grid, checkpoint or report is written in a timed window (:mod:`.project_worker`).
-B. ``reference (MXNet defaults)``: the tutorial's step (:mod:`.reference`) run as a file by a
-   bare interpreter, so ``gluoncv_gan`` is never imported, with no thread variable set; the
-   benchmark stops if either was (:func:`.workers.check_threads`).
-C. ``reference (project threads)``: the same with A's ``OMP_NUM_THREADS``.
-D. (``--amp`` only) ``project with --amp``: A's step with bfloat16 convolutions.
-
-Worker A also times sampling, the cached loader and JPEG decoding; every worker reports its
-peak memory. FLOPs are counted analytically (:mod:`.flops`) and compared with a measured
-ceiling, a large matrix product. :mod:`.run` holds the parent's steps, :mod:`.table` the text
-report (docs/performance.md). It is a package command, not a top-level script folder as
-GluonCV's ``scripts/``: the project's top level is fixed and the workers run its modules.
+Persistent workers take turns timing their steps (A: training's step, built by
+:func:`gluoncv_gan.pipeline.assembly.build_estimator`, :mod:`.project_worker`; B and C: the
+tutorial's step, :mod:`.reference`, with MXNet's default and with the project's threads; D, with
+``--amp``: A in bfloat16); see docs/performance.md#the-training-step-against-the-tutorials.
+:mod:`.run` holds the parent's steps, :mod:`.workers` the worker processes, :mod:`.flops` the
+FLOP count, :mod:`.table` the report.
 """
 import argparse
 import json

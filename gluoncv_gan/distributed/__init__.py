@@ -1,22 +1,11 @@
 """Data-parallel training: which worker this process is, and trainers that reduce across workers.
 
-Three ways to run (docs/distributed.md has the details and the reasons):
-
-- one process (``kvstore`` 'device' or 'local'): the batch is split over the process's devices
-  (``--gpus 0,1``, or ``--cpus 2`` to test on CPU) and each trainer sums the gradients in its
-  own local kvstore;
-- a parameter-server job (``kvstore`` 'dist_sync', 'dist_device_sync' or 'dist_async', started
-  by :mod:`gluoncv_gan.launch` or MXNet's launcher): this process is one worker, and both
-  trainers share the worker's one dist kvstore through disjoint key ranges
-  (:mod:`.kvstore`);
-- Horovod (``--horovod``, started by horovodrun): allreduce, no servers.
-
-``batch_size`` is per device, as in GluonCV's scripts: a worker's iteration takes ``batch_size x
-its devices`` images, the global batch is ``batch_size x devices x workers``, and each iteration
-averages the gradients over the global batch (the learning rates are unchanged). Worker r
-reads part r of each global batch (:class:`~gluoncv_gan.data.loader.CachedBatchLoader` shards)
-and uses rows r of the global latent batch, so a job of W workers computes what one process with
-W devices and the global batch computes.
+Three ways to run: one process over its devices (``kvstore`` 'device' or 'local'), a
+parameter-server job (``dist_*``, started by :mod:`gluoncv_gan.launch`; both trainers share the
+worker's one dist kvstore through disjoint key ranges, :mod:`.kvstore`), or Horovod
+(``--horovod``). ``batch_size`` is per device and gradients are averaged over the global batch;
+worker r reads part r of each global batch and rows r of the global latents, so W workers
+compute what one process with W devices does. Details and reasons: docs/distributed.md.
 """
 import logging
 import os

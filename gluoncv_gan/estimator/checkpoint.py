@@ -1,21 +1,11 @@
 """Training checkpoints: one folder per checkpoint, written atomically, and read back to resume.
 
-:class:`RunCheckpointHandler` saves them during training and resumes a run from one.
-
-A checkpoint ``checkpoints/iter-00001234/`` holds
-
-- ``model.params``: the DCGAN pair (generator and discriminator, BatchNorm statistics included);
-- ``trainer_g.states``, ``trainer_d.states``: both optimisers' states (Adam moments, step counts);
-- ``fixed_noise.npy``: the latent batch of the sample grids;
-- ``generator_ema.params``: the moving average of the generator, when training keeps one;
-- ``state.json``: position (epoch, batch within the epoch, iteration), seed, running metric sums,
-  the resolved config, and anything handlers add (history, best score).
-
-It is written into a hidden temporary folder that is renamed into place only when complete, so
-a process killed at any moment leaves either the previous checkpoints or the new one, never a
-half-written checkpoint under a checkpoint's name. Nothing holding a NaN or an infinity is
-ever written (:class:`NonFiniteError`), and :func:`resume_checkpoint` checks a checkpoint
-before it is used, falling back to the previous one when the newest is damaged.
+:class:`RunCheckpointHandler` saves them during training and resumes a run from one. A
+checkpoint ``checkpoints/iter-00001234/`` holds the DCGAN pair, both optimisers' states, the
+fixed noise, the moving-average generator when kept, and ``state.json`` (position, seed, running
+metrics, config, and what handlers add). It is renamed into place only when complete, never holds
+a NaN (:class:`NonFiniteError`), and :func:`resume_checkpoint` checks it before use, falling back
+to the previous one; see docs/training.md#stopping-and-resuming.
 """
 import contextlib
 import json

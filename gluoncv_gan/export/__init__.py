@@ -6,29 +6,11 @@ Example::
     python -m gluoncv_gan.export runs/dcgan_lfw --format symbol --out-dir deploy
     python -m gluoncv_gan.export dcgan_lfw --pretrained --format onnx --out-dir deploy
 
-``--format`` chooses what is written:
-
-- ``zip`` (the default): the model-store files described below, to publish in the model zoo;
-- ``symbol``: ``generator-symbol.json`` and ``generator-0000.params`` (``HybridBlock.export``,
-  BatchNorm in inference mode), loaded with ``mx.gluon.SymbolBlock.imports(json, ['data'],
-  params)`` without gluoncv_gan;
-- ``onnx``: ``generator.onnx`` through ``mx.onnx.export_model`` (dynamic batch; needs the
-  ``[onnx]`` extra), for onnxruntime.
-
-The deployable formats take the latent batch (N, nz, 1, 1) named ``data`` and return (N, 3, H, W)
-images in [-1, 1]. ``--pretrained`` exports a model-zoo name's published weights instead of a run.
-
-Takes the run's best checkpoint by SWD (``best.json``; else its latest checkpoint), or the
-checkpoint folder given; puts the generator (its moving average when the run kept one, unless
-``--no-ema``) and the discriminator into one DCGAN pair, stores it in ``--dtype`` (float16 by
-default: half the size, and loading casts back to float32), and writes
-``{name}-{sha1[:8]}.params`` and ``{name}-{sha1[:8]}.zip``. It prints the line to add to
-``_model_sha1_versions`` in ``gluoncv_gan/model_zoo/model_store.py`` and how far the stored
-weights' samples are from the checkpoint's.
-
-``--average K`` publishes instead the mean of the raw generators of the run's K newest epoch-end
-checkpoints (``--end-epoch N``: the K ending after epoch N), BatchNorm recalibrated, with the
-last of those checkpoints' discriminator.
+``--format zip`` (the default) writes ``{name}-{sha1[:8]}.params`` and ``.zip`` from the run's
+best checkpoint by SWD and prints the line to add to ``_model_sha1_versions`` in
+``gluoncv_gan/model_zoo/model_store.py``; ``symbol`` and ``onnx`` write a generator that takes
+the latents (N, nz, 1, 1) named ``data`` and returns (N, 3, H, W) images in [-1, 1].
+See docs/model_zoo.md#publishing-weights---format-zip and the section after it.
 """
 import argparse
 import json
