@@ -98,7 +98,7 @@ _import_gluoncv_without_torch()
 from . import model_zoo  # noqa: E402
 from .model_zoo import get_model, get_model_list  # noqa: E402,F401
 # the subpackages, as attributes after `import gluoncv_gan` (as gluoncv.data, gluoncv.utils...)
-from . import data, estimator, loss, metrics, nn, utils  # noqa: E402,F401
+from . import data, distributed, estimator, loss, metrics, nn, utils  # noqa: E402,F401
 from .utils import amx as _amx  # noqa: E402
 
 model_zoo.register_with_gluoncv()

@@ -5,24 +5,10 @@ Example (the recipes of the model zoo on full LFW)::
     python -m gluoncv_gan.compare --recipes configs/dcgan_lfw.yaml configs/lsgan_lfw.yaml \\
         configs/wgan_lfw.yaml configs/sngan_lfw.yaml --images 263680 --out-dir runs/compare
 
-Each recipe trains for ``--images // batch_size`` iterations (so every recipe sees the same
-number of real images, whatever its batch size or ``n_critic``), with its per-epoch evaluation
-turned off, into ``<out-dir>/<recipe name>/`` (a normal run folder: train.log, samples,
-checkpoints, model.params). Its final generator, and its moving average when the recipe keeps
-one, is then evaluated as ``python -m gluoncv_gan.evaluate <model> --params <run folder>
-[--ema] --num-samples <eval-samples> --seed <seed>`` does (SWD, face-detection rate, diversity,
-sharpness; the memorisation check is left out), against real images of the recipe's dataset and
-size; ``--metrics swd,fid,kid,pr`` adds FID, KID and precision/recall against all of them (the
-``[fid]`` extra).
-
-samples/s is the number of real images trained on per second of wall time of the training
-loop (``GANEstimator.fit``: every iteration with its logging, sample grids and checkpoints,
-and the graph construction of the first ones; set-up and evaluation excluded). A recipe interrupted and resumed reports the speed of the
-resumed part.
-
-Outputs: ``<out-dir>/compare.json`` and ``<out-dir>/compare.md`` (a markdown table), rewritten
-after each recipe; ``<out-dir>/compare.log``. Run the same command again to continue: finished
-recipes are skipped, an interrupted one resumes from its latest checkpoint.
+Each recipe trains ``--images // batch_size`` iterations into ``<out-dir>/<recipe name>/``, then
+its final generator (and moving average) is evaluated as ``gluoncv_gan.evaluate`` does. Results:
+``<out-dir>/compare.json``, ``compare.md`` and ``compare.log``. Run the same command again to
+continue. What samples/s counts and more: docs/recipes.md#comparing-the-recipes.
 """
 import argparse
 import json
@@ -38,11 +24,11 @@ from .estimator import checkpoint as ckpt
 from .metrics import diversity, face_detection_rate
 from .metrics.inception import FIDUnavailable, check_available, reference_features
 from .pipeline.build import build_dataset, contexts
-from .pipeline.evaluation import evaluate_images, split_real
+from .pipeline.evaluation import GeneratorEvaluation, evaluate_images, split_real
 from .pipeline.generator import load_generator
 from .pipeline.sampling import generate_images
 from .pipeline.training import Stopped, setup_logging, train
-from .utils.cli import check_output_path, command, prog, seed_argument
+from .utils.command_line import check_output_path, command, prog, seed_argument
 from .utils.config import EVAL_METRICS, ConfigError, load_config, read_config_file
 from .utils.fileio import atomic_path
 from .utils.runlock import RunLock
@@ -154,11 +140,6 @@ class RealReference:
         return self._cache[key]
 
 
-# what a comparison row keeps of evaluate_images' result
-ROW_KEYS = ('swd', 'swd_levels', 'face_rate', 'diversity', 'sharpness', 'fid', 'kid', 'kid_std',
-            'precision', 'recall')
-
-
 def evaluate_recipe(config, run_dir, reference, num_samples, seed=0, ctx=None,
                     inception_metrics=(), real_features=None):
     """Metrics of a run's final generator and of its moving average (if any); a list of dicts."""
@@ -170,7 +151,7 @@ def evaluate_recipe(config, run_dir, reference, num_samples, seed=0, ctx=None,
                                  diversity_real=False,
                                  metrics=('swd', 'face', 'diversity', 'sharpness')
                                  + tuple(inception_metrics), real_features=real_features)
-        row = {key: result[key] for key in ROW_KEYS if key in result}
+        row = {key: result[key] for key in GeneratorEvaluation.KEYS if key in result}
         rows.append(dict(row, generator='ema' if ema else 'final', num_samples=int(len(fake))))
     return rows
 

@@ -6,30 +6,11 @@ Examples::
     python -m gluoncv_gan.evaluate dcgan_lfw --params runs/dcgan_lfw/model.params --real lfw_sample
     python -m gluoncv_gan.evaluate --fake samples.npy --real lfw_sample --json metrics.json
     python -m gluoncv_gan.evaluate --real-floor --size 128 --real ~/.mxnet/datasets/lfw
-    python -m gluoncv_gan.evaluate dcgan_lfw_128 --pretrained --size 64 --real ~/.mxnet/datasets/lfw
     python -m gluoncv_gan.evaluate dcgan_lfw --pretrained --metrics fid,kid,pr --num-samples 10000 \
         --real ~/.mxnet/datasets/lfw
 
-Sources of images (``--fake`` and ``--real``): ``lfw_sample`` (the bundled faces), an LFW root
-(holding ``lfw-deepfunneled/``), any folder of images (searched recursively), or an ``.npy`` of
-uint8 NHWC RGB images.
-
-How the real images are used: ``--num-samples`` of them (drawn with ``--seed``) are the
-reference set of SWD, face rate and diversity; the remaining ones are the "training" reference
-of the memorisation check, against which the reference set plays the held-out part (a generator
-that copies training images lands much nearer to them than distinct real images do).
-
-``--size`` compares at a smaller size than the samples' own: a 128x128 model's samples are
-downscaled (area interpolation, as the reals are prepared) to be measured against 64x64 models.
-``--real-floor`` measures ``--num-samples`` other real images (none of them in the reference
-set) in place of generated ones: the floor of SWD at that size and seed, the score of a perfect
-generator. Its memorisation check fails by design, since those images are training images.
-
-``--metrics`` chooses what is measured (default: swd, face, diversity, memorization, sharpness;
-``all`` adds fid, kid and pr). FID, KID and precision/recall (k=3) use the reference Inception
-network of the ``[fid]`` extra (pip install 'gluoncv-gan[fid]') and compare with ALL the real
-images, whose features are computed once and cached under $MXNET_HOME/fid; with
-``--real-floor`` the real images drawn as samples are left out of that reference.
+``--fake`` and ``--real`` take ``lfw_sample`` (the bundled faces), an LFW root, a folder of
+images or a uint8 NHWC RGB ``.npy``. What each metric and flag means: docs/evaluation.md.
 """
 import argparse
 import json
@@ -49,7 +30,7 @@ from .pipeline.evaluation import (INCEPTION_METRICS, MAX_MEMORIZATION_REFERENCE,
                                   parse_metrics, split_real_indices)
 from .pipeline.generator import load_generator
 from .pipeline.sampling import generate_images
-from .utils.cli import add_debug_flag, check_output_path, command, prog, seed_argument
+from .utils.command_line import add_debug_flag, check_output_path, command, prog, seed_argument
 from .utils.download import DownloadError
 from .utils.fileio import atomic_path
 from .utils.image import make_grid, save_image

@@ -5,22 +5,11 @@ Example::
     python -m gluoncv_gan.launch -n 2 -s 1 -- \\
         python -m gluoncv_gan.train --kvstore dist_sync --config configs/dcgan_lfw.yaml
 
-Every process runs the same command, on 127.0.0.1, with the DMLC_* environment of its role
-(MXNet's convention: in a server or the scheduler, ``import mxnet`` runs its loop and exits, so
-the rest of the command never runs there). Each output line is forwarded with a prefix:
-``[scheduler] ``, ``[server i] ``, ``[worker i] `` (i counts processes in start order; the
-kvstore rank, which ps-lite assigns, is the ``[rank r/W]`` in the training log lines).
-
-If any process fails (exits non-zero or is killed by a signal), the launcher stops all the others
-(SIGTERM to each process group, SIGKILL after ``--grace`` seconds) and exits non-zero. When every
-worker has succeeded, it waits up to ``--shutdown-timeout`` seconds for the servers and the
-scheduler to exit, and exits 0. If the launcher itself dies, even by SIGKILL, its processes end
-too (:mod:`gluoncv_gan.utils.lifeline`). Several machines: docs/distributed.md.
-
-Ctrl-C (SIGINT) or SIGTERM is forwarded to the workers, which finish their iteration and stop
-(rank 0 saves a checkpoint and logs the command that resumes); the launcher waits up to
-``--stop-timeout`` seconds for them, stops the servers and the scheduler, and exits 130 or 143.
-A second Ctrl-C, or the timeout, stops everything at once.
+Every process runs the same command on 127.0.0.1 with the DMLC_* environment of its role, its
+output lines prefixed ``[scheduler] ``, ``[server i] `` or ``[worker i] ``. A failed process stops
+all the others; Ctrl-C stops the workers after their iteration (rank 0 saves a checkpoint); if
+the launcher dies, its processes end too (:mod:`gluoncv_gan.utils.lifeline`). Exit codes,
+timeouts and several machines: docs/distributed.md#the-launcher-one-machine.
 """
 import argparse
 import os
@@ -30,9 +19,9 @@ import subprocess
 import sys
 import threading
 import time
-from .utils.cli import prog
+from .utils.command_line import prog
 
-from .utils.cli import add_debug_flag, command
+from .utils.command_line import add_debug_flag, command
 from .utils.cores import usable_cores
 from .utils.lifeline import child_environment, die_with_parent
 

@@ -1,30 +1,14 @@
 """GAN objectives: what the discriminator and the generator minimise.
 
-An objective is a Gluon ``Loss`` with two methods, so the training loop never changes when the
-objective does:
-
-- ``d_loss(real_out, fake_out)``: per-sample loss of the discriminator, given its raw outputs on
-  real and on generated images;
-- ``g_loss(fake_out)``: per-sample loss of the generator, given the discriminator's raw outputs on
-  generated images.
-
-``prob(out)`` maps raw outputs to the score of "real" shown in logs (a probability for the
-cross-entropy objectives, the raw output for the others), and ``is_real(out)`` decides real vs
-fake for the accuracy metrics.
-
-Objectives (``loss`` config key, ``--loss`` flag; formulas in docs/recipes.md):
-
-- ``vanilla``: sigmoid cross-entropy, non-saturating generator loss (the tutorial's);
-- ``minimax``: the same discriminator, the original saturating generator loss
-  ``log(1 - D(G(z)))``, provided for comparison;
-- ``lsgan``: least squares (Mao et al. 2017);
-- ``hinge``: hinge discriminator loss, generator ``-D(G(z))`` (as with spectral norm);
-- ``wgan``: Wasserstein critic (Arjovsky et al. 2017), to train with weight clipping and several
-  critic steps per generator step (``weight_clip``, ``n_critic``).
+An objective is a Gluon ``Loss`` with ``d_loss(real_out, fake_out)`` and ``g_loss(fake_out)``
+(per-sample losses from the discriminator's raw outputs), ``prob(out)`` (the score of "real"
+shown in logs) and ``is_real(out)`` (for the accuracy metrics), so the training loop never
+changes with the objective. The ``loss`` key / ``--loss`` flag chooses ``vanilla``, ``minimax``,
+``lsgan``, ``hinge`` or ``wgan``; formulas and sources: docs/recipes.md#objectives-loss---loss.
 """
 from mxnet import gluon
 
-from .utils.registry import OBJECTIVES
+from .utils.name_registry import OBJECTIVES
 
 __all__ = ['GANObjective', 'VanillaGANLoss', 'MinimaxGANLoss', 'LSGANLoss', 'HingeGANLoss',
            'WassersteinGANLoss', 'get_objective', 'objective_names']

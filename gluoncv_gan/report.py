@@ -5,20 +5,15 @@ Example::
     python -m gluoncv_gan.report runs/dcgan_lfw      # (re)write runs/dcgan_lfw/report.html
 
 Training keeps ``report.html`` up to date itself (:class:`gluoncv_gan.estimator.ReportHandler`,
-every epoch); this command writes it for a run made before the report existed, or after
-copying a run. The page shows the real grid next to the newest one, the fixed-noise grids over
-the epochs (a strip and ``samples/progress.gif``), the curves, the evaluation table with the best
-checkpoint marked, the nearest real image of a few samples (``samples/neighbours.png``), the
-config, and commands to resume, sample and export. Images are files of the run folder linked by
-relative paths and nothing is fetched from the network, so the page opens offline and keeps
-working when the run folder is moved or copied.
+every epoch); this command writes it for an older or copied run. The page links only files of
+the run folder, so it opens offline; what it shows: docs/training.md#the-run-folder.
 """
 import argparse
 import os
 import sys
 
-from .pipeline.report import write_report
-from .utils.cli import command, prog
+from .estimator.run_report import write_report
+from .utils.command_line import command, prog
 
 __all__ = ['main']
 

@@ -8,26 +8,12 @@ Examples::
         --steps 10 --out walk.png
     python -m gluoncv_gan.sample dcgan_lfw --params runs/dcgan_lfw --num 2000 --out fake.npy
 
-Weights: ``--pretrained`` (the model store) or ``--params``: a pair's ``model.params``, a
-generator-only ``generator_ema.params``, a checkpoint folder or a run folder (its latest
-checkpoint; ``--ema`` takes its moving-average generator). Without either the network is
-untrained.
-
-Samples (``--num``): the images of ``--num`` latent vectors drawn from N(0, 1) with ``--seed``,
-the same ones as ``net.generate(num, seed=seed)``.
-
-Latent walk (``--interpolate``): ``--rows`` pairs of latent vectors are drawn with ``--seed``
-(``RandomState(seed).standard_normal((2, rows, nz))``: the starts, then the ends); row ``r``
-shows ``--steps`` images on the way from start ``r`` to end ``r``, both included. The walk is
-spherical: the direction of the latent vector moves along the great circle between the two
-directions at constant angular speed (slerp) while its length changes linearly from one
-endpoint's to the other's, so every latent keeps a norm typical of N(0, 1) (a straight line
-would pass through shorter, atypical vectors and give washed-out faces midway).
-
-Output (``--format``, by default from the extension of ``--out``): ``png`` writes the images
-as one grid picture (``.png`` or ``.jpg``; a walk has one row per pair); ``npy`` writes the same
-images in the same order as a uint8 array of shape (N, H, W, 3), RGB, for other tools (e.g.
-``python -m gluoncv_gan.evaluate --fake fake.npy``). Files are written atomically.
+``--params`` takes a pair's ``model.params``, a ``generator_ema.params``, a checkpoint folder or
+a run folder (its latest checkpoint); without weights the network is untrained. ``--num``
+samples are ``net.generate(num, seed=seed)``. A walk (``--interpolate``) shows one row per pair
+of latents drawn with ``--seed``, ``--steps`` images from start to end along a spherical path
+(:func:`slerp`; README.md#sample says why). ``npy`` output is uint8 (N, H, W, 3) RGB in the
+same order. Files are written atomically.
 """
 import argparse
 import logging
@@ -40,7 +26,7 @@ import numpy as np
 from .model_zoo import get_model_list
 from .pipeline.generator import load_generator
 from .pipeline.sampling import generate_images, sample_images
-from .utils.cli import UserError, add_debug_flag, check_output_path, command, prog, seed_argument
+from .utils.command_line import UserError, add_debug_flag, check_output_path, command, prog, seed_argument
 from .utils.download import DownloadError
 from .utils.fileio import atomic_path
 from .utils.image import make_grid, save_image

@@ -5,19 +5,7 @@ Example::
     python -m gluoncv_gan.train --config configs/dcgan_lfw.yaml --save-dir runs/dcgan_lfw
     python -m gluoncv_gan.train --resume runs/dcgan_lfw          # continue where it stopped
 
-Run folder (``--save-dir``)::
-
-    train.log         the log (also --logging-file)
-    config.yaml       the resolved config
-    fixed_noise.npy   latent batch of the sample grids
-    samples/          real.png, epoch-EEEE.png, iter-IIIIIIII.png, latest.png
-    checkpoints/      iter-IIIIIIII/ (model, both optimiser states, position, metrics, config)
-    history.json      metrics every --log-interval iterations; curves.png plots them
-    report.html       one page on the run, rewritten every epoch (gluoncv_gan.report)
-    evaluation.json   SWD, face rate, diversity every --eval-interval epochs; best.json: the
-                      checkpoint with the lowest SWD (kept whatever --keep-checkpoints says)
-    model.params      the final DCGAN pair: get_model(name).load_parameters(path)
-    generator_ema.params  the moving average of the generator (with --ema-decay)
+What the run folder (``--save-dir``) holds: docs/training.md#the-run-folder.
 """
 import argparse
 import logging
@@ -29,7 +17,7 @@ import sys
 from . import distributed, thread_advice
 from .estimator import checkpoint as ckpt
 from .pipeline.training import Stopped, resume_changes, setup_logging, train
-from .utils.cli import add_debug_flag, check_output_path, command, describe_error, prog
+from .utils.command_line import add_debug_flag, check_output_path, command, describe_error, prog
 from .utils.config import (ConfigError, add_config_flags, load_config, overrides_from_args,
                            read_config_file)
 from .utils.runlock import RunLock
@@ -72,6 +60,8 @@ def resolve_run(args, warnings=None):
         saved = load_config(None, ckpt.read_state(checkpoint)['config'])
         requested = read_config_file(args.config) if args.config else {}
         requested.update({k: v for k, v in overrides.items() if v is not None})
+        if saved['lr_d'] == saved['lr'] and 'lr_d' not in requested:
+            requested['lr_d'] = requested.get('lr')  # a D rate that was lr's follows a new lr
         config = load_config(None, dict(saved, **requested))
         resume_changes(saved, config)
         save_dir = args.save_dir or os.path.dirname(os.path.dirname(checkpoint))

@@ -8,7 +8,8 @@ import mxnet as mx
 import numpy as np
 import pytest
 
-from gluoncv_gan import benchmark, reference
+from gluoncv_gan import benchmark
+from gluoncv_gan.benchmark import flops, reference, run
 from gluoncv_gan.data import LFWSample
 from gluoncv_gan.data.loader import CachedBatchLoader
 from gluoncv_gan.estimator import GANEstimator, latent_batch
@@ -162,7 +163,7 @@ def test_measure_gemm_counts_two_flops_per_multiply_add(monkeypatch):
     """With a clock that the test drives, the products take 0.5 s, 0.25 s and 0.4 s: the best
     of the three, 64**3 multiply-adds in 0.25 s, is 2 * 64**3 / 0.25 FLOP/s."""
     ticks = iter([0.0, 0.5, 10.0, 10.25, 20.0, 20.4])
-    monkeypatch.setattr(benchmark.time, 'perf_counter', lambda: next(ticks))
+    monkeypatch.setattr(flops.time, 'perf_counter', lambda: next(ticks))
     result = benchmark.measure_gemm(3, size=64)
     assert result['size'] == 64 and result['seconds'] == 0.25
     assert result['gflops'] == pytest.approx(2 * 64 ** 3 / 0.25 / 1e9)
@@ -213,8 +214,8 @@ class FakeWorker(object):
 def test_rates_and_ratios_are_the_medians_of_the_timed_runs(monkeypatch):
     """Batch 8 x 2 iterations = 16 images per run; the median runs take A 0.5 s, B 2.0 s,
     C 1.0 s, D 0.25 s: 32, 8, 16 and 64 samples/s."""
-    monkeypatch.setattr(benchmark, '_Worker', FakeWorker)
-    monkeypatch.setattr(benchmark, 'probe_kernels', lambda **kwargs: {
+    monkeypatch.setattr(run, 'WorkerProcess', FakeWorker)
+    monkeypatch.setattr(run, 'probe_kernels', lambda **kwargs: {
         'isa': 'Intel AMX', 'kernels': [['convolution', 'brgconv:avx512_core_amx_bf16',
                                          'forward_training', 'bf16']], 'returncode': 0,
         'error': ''})
@@ -251,8 +252,8 @@ def test_rates_and_ratios_are_the_medians_of_the_timed_runs(monkeypatch):
 # prints the worker's pid and waits
 _PARENT = """
 import os, sys, time
-from gluoncv_gan.benchmark import _Worker
-worker = _Worker('A', [sys.executable, '-c', 'import time; time.sleep(600)'], dict(os.environ),
+from gluoncv_gan.benchmark.workers import WorkerProcess
+worker = WorkerProcess('A', [sys.executable, '-c', 'import time; time.sleep(600)'], dict(os.environ),
                  os.getcwd(), sys.argv[1])
 print(worker.proc.pid, flush=True)
 time.sleep(600)

@@ -132,12 +132,16 @@ def test_commands_run_as_written(doc, tmp_path):
     env['MXNET_HOME'] = str(tmp_path / 'mxnet_home')
     env['PATH'] = os.path.dirname(sys.executable) + os.pathsep + env.get('PATH', '')
     env.pop('GLUONCV_GAN_DEBUG', None)
+    ran = 0
     for lang, line, code, reason in read_blocks(doc):
         if lang not in LANGUAGES or reason is not None:
             continue
         result = run_block(lang, code, repo, env)
         assert result.returncode == 0, '%s:%d exited %d:\n%s\n--- output ---\n%s' % (
             doc, line, result.returncode, code, result.stdout[-3000:])
+        ran += 1
+    assert ran >= 1 and ran == len(runnable), 'ran %d of the %d runnable blocks of %s' % (
+        ran, len(runnable), doc)
 
 
 def test_readme_zoo_table_has_a_row_per_name_with_its_published_sha1():

@@ -5,14 +5,14 @@ import select
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from gluoncv_gan.utils import download as download_module
 from gluoncv_gan.utils.download import (DownloadError, check_file, download, file_checksum,
                                         file_lock)
-from loopback import (LoopbackServer, fail_first, send_ranges, send_slowly, send_status,
-                      send_truncated)
+from loopback import LoopbackServer, fail_first, send_ranges, send_status, send_truncated
 
 PAYLOAD = bytes(range(256)) * 800  # 200 KB, deterministic
 PAYLOAD_SHA1 = hashlib.sha1(PAYLOAD).hexdigest()
@@ -278,12 +278,13 @@ def test_destination_folder_is_refused(server, dest):
 # ----------------------------------------------------------------------------
 # locking and concurrency
 # ----------------------------------------------------------------------------
+# holds the lock until a line arrives on its stdin: the test, not a sleep, decides how long
 HOLD_LOCK = """
-import sys, time
+import sys
 from gluoncv_gan.utils.download import file_lock
 with file_lock(sys.argv[1]):
     print('locked', flush=True)
-    time.sleep(float(sys.argv[2]))
+    sys.stdin.readline()
 """
 
 DOWNLOAD = """
@@ -296,47 +297,87 @@ download(sys.argv[1], sys.argv[2], checksum=sys.argv[3], progress=False)
 """
 
 
-def _line_of(proc, timeout=60):
-    """The child's next output line, failing the test (and killing the child) after ``timeout``."""
-    ready, _, _ = select.select([proc.stdout], [], [], timeout)
+def _line_of(proc, timeout=60, stream='stdout'):
+    """The child's next line on ``stream``, failing the test (and killing the child) after
+    ``timeout``."""
+    pipe = getattr(proc, stream)
+    ready, _, _ = select.select([pipe], [], [], timeout)
     if not ready:
         proc.kill()
         pytest.fail('the child printed nothing for %d s' % timeout, pytrace=False)
-    return proc.stdout.readline().strip()
+    return pipe.readline().strip()
+
+
+def _say(proc, line):
+    proc.stdin.write(line + '\n')
+    proc.stdin.flush()
 
 
 def test_file_lock_excludes_other_process(tmp_path):
     target = str(tmp_path / 'res')
-    holder = subprocess.Popen([sys.executable, '-c', HOLD_LOCK, target, '1.0'],
+    holder = subprocess.Popen([sys.executable, '-c', HOLD_LOCK, target], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     try:
         assert _line_of(holder) == 'locked'
         with pytest.raises(TimeoutError, match='could not lock'):
-            with file_lock(target, timeout=0.2):
+            with file_lock(target, timeout=0.2):  # the holder keeps it until told to let go
                 pass
+        _say(holder, 'release')
         with file_lock(target, timeout=20):
-            assert holder.poll() is not None or holder.wait(5) == 0
+            assert holder.wait(20) == 0  # the lock came free when the holder ended
     finally:
+        if holder.poll() is None:
+            holder.kill()
         holder.wait(10)
         holder.stdout.close()
+        holder.stdin.close()
     assert holder.returncode == 0
     assert not os.path.exists(target + '.lock')  # removed on release
 
 
+def held_back(body, started, release):
+    """Route: 200 with half of ``body``, then (once ``release`` is set) the rest; ``started``
+    is set when the first half has gone out."""
+    def route(handler):
+        handler.send_response(200)
+        handler.send_header('Content-Length', str(len(body)))
+        handler.end_headers()
+        handler.wfile.write(body[:len(body) // 2])
+        handler.wfile.flush()
+        started.set()
+        release.wait(60)
+        handler.wfile.write(body[len(body) // 2:])
+    return route
+
+
 def test_two_processes_download_one_good_file(server, dest):
-    server.routes['/slow.bin'] = send_slowly(PAYLOAD)
-    args = [server.url('/slow.bin'), str(dest / 'd'), PAYLOAD_SHA1]
+    """The first process holds the lock while the server holds back half the file; the second
+    says it waits, and only then is the file finished: it then finds it good and skips."""
+    started, release = threading.Event(), threading.Event()
+    server.routes['/held.bin'] = held_back(PAYLOAD, started, release)
+    args = [server.url('/held.bin'), str(dest / 'd'), PAYLOAD_SHA1]
     procs = [subprocess.Popen([sys.executable, '-c', DOWNLOAD] + args, stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for _ in range(2)]
-    assert [_line_of(proc) for proc in procs] == ['ready', 'ready']
-    for proc in procs:
-        proc.stdin.write('go\n')
-        proc.stdin.flush()
-    logs = [proc.communicate(timeout=60)[1] for proc in procs]
+    try:
+        assert [_line_of(proc) for proc in procs] == ['ready', 'ready']
+        _say(procs[0], 'go')
+        assert started.wait(60), 'the first process never started its download'
+        _say(procs[1], 'go')
+        lines = []
+        while not lines or 'waiting for another process' not in lines[-1]:
+            lines.append(_line_of(procs[1], stream='stderr'))
+        release.set()
+        logs = [procs[0].communicate(timeout=60)[1],
+                '\n'.join(lines) + '\n' + procs[1].communicate(timeout=60)[1]]
+    finally:
+        release.set()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
     assert [proc.returncode for proc in procs] == [0, 0], logs
-    assert server.hits['/slow.bin'] == 1
-    waited = [log for log in logs if 'waiting for another process' in log]
-    assert len(waited) == 1 and 'skipping download' in waited[0], logs
+    assert server.hits['/held.bin'] == 1
+    assert 'waiting for another process' not in logs[0]
+    assert logs[1].count('waiting for another process') == 1 and 'skipping download' in logs[1]
     assert (dest / 'd').read_bytes() == PAYLOAD
     assert os.listdir(dest) == ['d']

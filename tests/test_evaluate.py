@@ -296,10 +296,11 @@ def test_training_evaluation_gives_the_evaluate_commands_figures(tmp_path, faces
     import mxnet as mx
 
     from gluoncv_gan.estimator import EvaluationHandler
+    from gluoncv_gan.pipeline.evaluation import GeneratorEvaluation
     net = pair_file[1]
     seed = 5
-    handler = EvaluationHandler(str(tmp_path), faces, checkpoints=None, num_samples=NUM,
-                                seed=seed)
+    handler = EvaluationHandler(str(tmp_path), GeneratorEvaluation(faces, NUM, seed=seed),
+                                checkpoints=None, num_samples=NUM)
     estimator = types.SimpleNamespace(sampling_generator=net.generator, nz=net.nz,
                                       context=[mx.cpu()])
     in_training = handler.evaluate(estimator)

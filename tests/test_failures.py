@@ -23,7 +23,7 @@ from gluoncv_gan.data import FaceFolder
 from gluoncv_gan.data.lfw import SAMPLE_ROOT
 from gluoncv_gan.estimator import checkpoint as ckpt
 from gluoncv_gan.pipeline import training
-from gluoncv_gan.utils.cli import DEBUG_VARIABLE, UserError
+from gluoncv_gan.utils.command_line import DEBUG_VARIABLE, UserError
 from output_reader import OutputReader
 from params_check import assert_same_parameters
 
@@ -123,12 +123,12 @@ def test_resume_applies_the_new_rate_and_keeps_the_moments(run4, caplog):
     config, save_dir, checkpoint = train_script.resolve_run(args)
     with caplog.at_level('INFO'):
         estimator = training.train(config, save_dir, checkpoint)
-    assert 'changed on resume: beta1 0.5 -> 0.7, lr 0.0002 -> 0.001, lr_d None -> 0.0005' \
+    assert 'changed on resume: beta1 0.5 -> 0.7, lr 0.0002 -> 0.001, lr_d 0.0002 -> 0.0005' \
         in caplog.text
     assert 'nothing left to train' in caplog.text
     g, d = estimator.trainer_g, estimator.trainer_d
     assert (g.learning_rate, d.learning_rate) == (0.001, 0.0005)
-    assert g._optimizer.beta1 == d._optimizer.beta1 == 0.7
+    assert g.optimizer.beta1 == d.optimizer.beta1 == 0.7
     for trainer, name in ((g, 'trainer_g.states'), (d, 'trainer_d.states')):
         with open(os.path.join(checkpoint, name), 'rb') as f:
             saved, _ = pickle.load(f)

@@ -238,7 +238,7 @@ def test_constructors_register_themselves():
 
 
 def test_a_name_registered_twice_is_refused():
-    from gluoncv_gan.utils.registry import Registry
+    from gluoncv_gan.utils.name_registry import Registry
     registry = Registry('model')
 
     @registry.register

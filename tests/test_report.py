@@ -10,7 +10,7 @@ import tempfile
 import pytest
 
 from gluoncv_gan import report, train
-from gluoncv_gan.pipeline import report as run_report
+from gluoncv_gan.estimator import run_report
 
 EPOCHS = 2
 

@@ -1,16 +1,8 @@
 """Decode a folder of images once into a memory-mapped uint8 array at the training resolution.
 
-A cache is two files in the cache folder, named by a key computed from the resolution and the
-file list (relative paths, sizes and modification times), so a changed file list or resolution
-gets a new cache:
-
-- ``{prefix}-{size}-{key}.npy``: uint8 array (N, size, size, 3), RGB;
-- ``{prefix}-{size}-{key}.json``: the files kept (in array order), those skipped as unreadable
-  (``skipped``) and why each was skipped (``skipped_reasons``: empty, not an image, truncated,
-  more pixels than :data:`MAX_PIXELS`, a broken or looping link...).
-
-The JSON file is written last and names the array's shape, so a cache whose writing was
-interrupted is never taken for a complete one.
+A cache is ``{prefix}-{size}-{key}.npy`` (uint8 (N, size, size, 3) RGB) and, written last, a
+``.json`` naming the files kept and skipped (with reasons) and the array's shape; the key hashes
+the resolution and the file list. See docs/data.md#the-image-cache.
 """
 import concurrent.futures
 import hashlib

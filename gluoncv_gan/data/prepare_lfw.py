@@ -1,35 +1,9 @@
 """Prepare the LFW deep-funneled face dataset (Labeled Faces in the Wild).
 
-Downloads ``lfw-deepfunneled.tgz`` (or uses a local copy), verifies its
-checksum, checks every archive member is safe, and extracts it to::
-
-    {download_dir}/lfw-deepfunneled/<Name>/<Name>_NNNN.jpg
-
-The default ``download_dir`` is ``~/.mxnet/datasets/lfw`` (``$MXNET_HOME``
-is honoured). Extraction happens in a temporary folder that is renamed into
-place only once complete, with a ``.complete`` marker inside; running the
-script again with a complete folder does nothing.
-
-Sources and checksums
----------------------
-* Default: the official archive
-  http://vis-www.cs.umass.edu/lfw/lfw-deepfunneled.tgz, verified against the
-  official md5 ``68331da3eb755a505a502b5aacb3c201``.
-* A mirror (``--url``) or a local tarball (``--archive``) is verified against
-  the checksum you give with ``--md5`` or ``--sha1``. Without one it is used
-  with a warning that it is unverified.
-
-Example with a local re-packed archive (the development machine's copy, which
-is not byte-identical to the official tarball)::
-
-    python -m gluoncv_gan.data.prepare_lfw \\
-        --archive ../shared/data/lfw-deepfunneled.tgz \\
-        --sha1 f7dc3f1d2f8529114edf72d041bfdd82596c6761
-    # or: --md5 627ca122d6b1de9db368e9e3f7abe772
-
-Cite: G. B. Huang, M. Ramesh, T. Berg, E. Learned-Miller, "Labeled Faces in
-the Wild", UMass TR 07-49, 2007; deep funneling: G. B. Huang, M. Mattar,
-H. Lee, E. Learned-Miller, NIPS 2012.
+Downloads ``lfw-deepfunneled.tgz`` (or uses a local copy with ``--archive``), verifies its
+checksum (the official md5, or ``--md5``/``--sha1``; see ``--help``), checks every archive member
+is safe, and extracts it to ``{download_dir}/lfw-deepfunneled/<Name>/<Name>_NNNN.jpg`` through a
+temporary folder with a ``.complete`` marker. Sources and citation: docs/data.md.
 """
 import argparse
 import glob
@@ -49,7 +23,7 @@ from ..utils.download import (DownloadError, download, file_checksum, file_lock,
                               normalize_checksum)
 from ..utils.fileio import atomic_path
 from ..utils.paths import default_dataset_root
-from ..utils.cli import EXIT_ERROR, describe_error, prog
+from ..utils.command_line import EXIT_ERROR, describe_error, prog
 
 __all__ = ['prepare_lfw', 'main', 'LFW_URL', 'LFW_MD5']
 

@@ -1,29 +1,19 @@
 """Data-parallel training: which worker this process is, and trainers that reduce across workers.
 
-Three ways to run (docs/distributed.md has the details and the reasons):
-
-- one process (``kvstore`` 'device' or 'local'): the batch is split over the process's devices
-  (``--gpus 0,1``, or ``--cpus 2`` to test on CPU) and each trainer sums the gradients in its
-  own local kvstore;
-- a parameter-server job (``kvstore`` 'dist_sync', 'dist_device_sync' or 'dist_async', started
-  by :mod:`gluoncv_gan.launch` or MXNet's launcher): this process is one worker, and both
-  trainers share the worker's one dist kvstore through disjoint key ranges
-  (:mod:`.kvstore`);
-- Horovod (``--horovod``, started by horovodrun): allreduce, no servers.
-
-``batch_size`` is per device, as in GluonCV's scripts: a worker's iteration takes ``batch_size x
-its devices`` images, the global batch is ``batch_size x devices x workers``, and each iteration
-averages the gradients over the global batch (the learning rates are unchanged). Worker r
-reads part r of each global batch (:class:`~gluoncv_gan.data.loader.CachedBatchLoader` shards)
-and uses rows r of the global latent batch, so a job of W workers computes what one process with
-W devices and the global batch computes.
+Three ways to run: one process over its devices (``kvstore`` 'device' or 'local'), a
+parameter-server job (``dist_*``, started by :mod:`gluoncv_gan.launch`; both trainers share the
+worker's one dist kvstore through disjoint key ranges, :mod:`.kvstore`), or Horovod
+(``--horovod``). ``batch_size`` is per device and gradients are averaged over the global batch;
+worker r reads part r of each global batch and rows r of the global latents, so W workers
+compute what one process with W devices does. Details and reasons: docs/distributed.md.
 """
 import logging
 import os
 
 import mxnet as mx
 
-from ..utils.config import KVSTORE_TYPES, ConfigError
+from ..utils.config import ConfigError
+from ..utils.name_registry import KVSTORES
 from .horovod import import_horovod
 from .kvstore import KeyRange, ServerUpdateTrainer, SharedKVStore
 
@@ -35,6 +25,11 @@ PS_VARIABLES = ('DMLC_ROLE', 'DMLC_PS_ROOT_URI', 'DMLC_PS_ROOT_PORT', 'DMLC_NUM_
                 'DMLC_NUM_SERVER')
 # test and debugging aid: a folder where every worker saves its final parameters
 WORKER_PARAMS_VARIABLE = 'GLUONCV_GAN_WORKER_PARAMS'
+
+# gradient reduction: one process ('device', 'local') or a parameter-server job ('dist_*')
+KVSTORE_TYPES = ('device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async')
+for _name in KVSTORE_TYPES:  # the names the config check allows
+    KVSTORES.register(mx.kv.create, name=_name)
 
 logger = logging.getLogger(__name__)
 

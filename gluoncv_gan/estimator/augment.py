@@ -13,11 +13,13 @@ computes what one process with W devices computes (each worker and device takes 
 import mxnet as mx
 import numpy as np
 
-from ..utils.config import AUGMENT_POLICIES as POLICIES
+from ..utils.name_registry import AUGMENTATIONS
 from ..utils.seeds import AUGMENT_SALT
 
 __all__ = ['DiffAugment', 'POLICIES', 'parse_policy']
 
+# the discriminator's input augmentations, in the order they are applied
+POLICIES = ('color', 'translation', 'cutout')
 # which batch an augmentation is drawn for (each gets its own transformations)
 REAL, FAKE_FOR_D, FAKE_FOR_G = 0, 1, 2
 
@@ -141,3 +143,7 @@ class DiffAugment:
             top, left = max(cy - side_y // 2, 0), max(cx - side_x // 2, 0)
             mask[i, :, top:cy - side_y // 2 + side_y, left:cx - side_x // 2 + side_x] = 0
         return x * mx.nd.array(mask, ctx=x.context, dtype=x.dtype)
+
+
+for _name in POLICIES:  # the names the config check allows
+    AUGMENTATIONS.register(getattr(DiffAugment, '_' + _name), name=_name)

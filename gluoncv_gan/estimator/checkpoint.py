@@ -1,19 +1,11 @@
-"""Training checkpoints: one folder per checkpoint, written atomically.
+"""Training checkpoints: one folder per checkpoint, written atomically, and read back to resume.
 
-A checkpoint ``checkpoints/iter-00001234/`` holds
-
-- ``model.params``: the DCGAN pair (generator and discriminator, BatchNorm statistics included);
-- ``trainer_g.states``, ``trainer_d.states``: both optimisers' states (Adam moments, step counts);
-- ``fixed_noise.npy``: the latent batch of the sample grids;
-- ``generator_ema.params``: the moving average of the generator, when training keeps one;
-- ``state.json``: position (epoch, batch within the epoch, iteration), seed, running metric sums,
-  the resolved config, and anything handlers add (history, best score).
-
-It is written into a hidden temporary folder that is renamed into place only when complete, so
-a process killed at any moment leaves either the previous checkpoints or the new one, never a
-half-written checkpoint under a checkpoint's name. Nothing holding a NaN or an infinity is
-ever written (:class:`NonFiniteError`), and :func:`resume_checkpoint` checks a checkpoint
-before it is used, falling back to the previous one when the newest is damaged.
+:class:`RunCheckpointHandler` saves them during training and resumes a run from one. A
+checkpoint ``checkpoints/iter-00001234/`` holds the DCGAN pair, both optimisers' states, the
+fixed noise, the moving-average generator when kept, and ``state.json`` (position, seed, running
+metrics, config, and what handlers add). It is renamed into place only when complete, never holds
+a NaN (:class:`NonFiniteError`), and :func:`resume_checkpoint` checks it before use, falling back
+to the previous one; see docs/training.md#stopping-and-resuming.
 """
 import contextlib
 import json
@@ -27,13 +19,14 @@ import time
 
 import numpy as np
 import portalocker
+from mxnet.gluon.contrib.estimator.event_handler import BatchEnd, EpochBegin, EpochEnd
 
-from ..utils.cli import UserError
+from ..utils.command_line import UserError
 
 __all__ = ['checkpoint_name', 'list_checkpoints', 'find_checkpoint', 'save_checkpoint',
            'read_state', 'prune_checkpoints', 'CheckpointError', 'NonFiniteError',
            'check_finite', 'checkpoint_problem', 'resume_checkpoint', 'REQUIRED_FILES',
-           'guard_checkpoints', 'reading_checkpoints']
+           'guard_checkpoints', 'reading_checkpoints', 'RunCheckpointHandler']
 
 logger = logging.getLogger(__name__)
 
@@ -297,3 +290,96 @@ def prune_checkpoints(folder, keep, protect=()):
     for name in os.listdir(folder):
         if name.startswith('.tmp-') or name.endswith('.old'):
             shutil.rmtree(os.path.join(folder, name), ignore_errors=True)
+
+
+class RunCheckpointHandler(EpochBegin, BatchEnd, EpochEnd):
+    """Save the whole run every epoch and every ``interval`` iterations (keeping the newest
+    ``keep``), and resume it from such a checkpoint (:meth:`resume`).
+
+    Named apart from MXNet's ``CheckpointHandler``, which saves a net and a trainer only.
+    """
+
+    def __init__(self, folder, fixed_noise, config, interval=0, keep=3, stateful=None,
+                 priority=600):
+        """Create the handler.
+
+        Parameters
+        ----------
+        folder : str
+            The checkpoints folder.
+        fixed_noise : numpy.ndarray
+            Saved with every checkpoint.
+        config : dict
+            The resolved config, saved with every checkpoint.
+        interval : int
+            Iterations between checkpoints (0: per epoch only).
+        keep : int
+            Newest checkpoints kept (protected ones, e.g. the best, are kept in addition).
+        stateful : dict
+            name -> object with ``get_state()`` (and ``set_state()`` when it is restored on resume),
+            saved in ``state.json``.
+        priority : int
+            Order among the epoch-end handlers (after evaluation, which marks the best checkpoint).
+        """
+        self.folder, self.fixed_noise, self.config = folder, fixed_noise, config
+        self.interval, self.keep = interval, keep
+        self.stateful = stateful or {}
+        self.protect = set()
+        self.priority = priority
+        self._pending_means = None
+        self.last_saved = None
+
+    def save(self, estimator, epoch, batch):
+        estimator.check_losses()  # a NaN loss not yet checked must not reach a checkpoint
+        state = {'epoch': epoch, 'batch': batch, 'iteration': estimator.iteration,
+                 'seed': estimator.seed, 'config': self.config,
+                 'metrics': {m.name: m.get_state() for m in estimator.train_metrics},
+                 'handlers': {name: obj.get_state() for name, obj in self.stateful.items()},
+                 'time': time.time()}
+        self.last_saved = save_checkpoint(
+            self.folder, estimator.iteration, estimator.net, estimator.trainer_g,
+            estimator.trainer_d, self.fixed_noise, state, ema=estimator.ema)
+        prune_checkpoints(self.folder, self.keep, protect=self.protect)
+        return self.last_saved
+
+    def resume(self, estimator, path, state):
+        """Put the run back where checkpoint ``path`` (its ``state``: :func:`read_state`) left it.
+
+        Loads the pair, both optimisers' states, the fixed noise, the moving average, the
+        position and the states of :attr:`stateful`; the running metric sums come back at the
+        next epoch start (after the estimator resets the metrics). The optimisers come back with
+        the checkpoint's hyperparameters: the caller applies the config's.
+        """
+        estimator.net.load_parameters(os.path.join(path, 'model.params'), ctx=estimator.context)
+        estimator.trainer_g.load_states(os.path.join(path, 'trainer_g.states'))
+        estimator.trainer_d.load_states(os.path.join(path, 'trainer_d.states'))
+        self.fixed_noise[...] = np.load(os.path.join(path, 'fixed_noise.npy'))
+        if estimator.ema is not None:
+            estimator.ema.load(os.path.join(path, EMA_FILE))
+        estimator.epoch, estimator.batch = state['epoch'], state['batch']
+        estimator.iteration = state['iteration']
+        for name, obj in self.stateful.items():
+            if hasattr(obj, 'set_state'):
+                obj.set_state(state['handlers'].get(name, {}))
+        self._pending_means = state['metrics']
+
+    def epoch_begin(self, estimator, *args, **kwargs):
+        if self._pending_means:
+            for metric in estimator.train_metrics:
+                if metric.name in self._pending_means:
+                    metric.set_state(self._pending_means[metric.name])
+        self._pending_means = None
+
+    def batch_end(self, estimator, *args, **kwargs):
+        if self.interval and estimator.iteration % self.interval == 0 \
+                and not estimator.epoch_complete:
+            self.save(estimator, estimator.epoch, estimator.batch)
+        return False
+
+    def epoch_end(self, estimator, *args, **kwargs):
+        # the estimator also ends an epoch early when training stops mid-epoch
+        if estimator.epoch_complete:
+            self.save(estimator, estimator.epoch + 1, 0)
+        elif estimator.batch > 0:
+            self.save(estimator, estimator.epoch, estimator.batch)
+        return False

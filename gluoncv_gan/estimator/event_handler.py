@@ -11,14 +11,11 @@ import numpy as np
 from mxnet.gluon.contrib.estimator.event_handler import (BatchBegin, BatchEnd, EpochBegin,
                                                          EpochEnd, TrainBegin, TrainEnd)
 
-from ..pipeline.evaluation import evaluate_images, evaluation_latents, real_subset
-from ..pipeline.sampling import sample_images
 from ..utils.fileio import atomic_path
 from ..utils.image import make_grid, save_image
 from . import checkpoint as ckpt
 
 __all__ = ['EpochCounter', 'GANLoggingHandler', 'HandlerClock', 'SampleHandler',
-           'CheckpointHandler',
            'HistoryHandler', 'EvaluationHandler', 'TensorBoardHandler',
            'LearningRateDecayHandler', 'StopOnSignal', 'metric_values']
 
@@ -42,6 +39,13 @@ class EpochCounter(EpochEnd):
     """Counts finished epochs on the estimator, after every other epoch-end handler."""
 
     def __init__(self, priority=np.inf):
+        """Create the handler.
+
+        Parameters
+        ----------
+        priority : float, default inf
+            Order among the epoch-end handlers: last, so that they all see the epoch unfinished.
+        """
         self.priority = priority
 
     def epoch_end(self, estimator, *args, **kwargs):
@@ -57,18 +61,22 @@ class StopOnSignal(BatchEnd, EpochEnd):
     handlers run, so the checkpoint handler saves the position). A second signal gets the
     default action and ends the process at once (what is on disk stays whole: every file is
     written atomically).
-
-    Parameters
-    ----------
-    agree : callable or None
-        ``agree(flag)`` returns True on every data-parallel worker when the flag is true on
-        any (:meth:`gluoncv_gan.distributed.Distribution.any_worker`), so that all stop after
-        the same iteration; None: this process alone.
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self, agree=None, priority=-np.inf):
+        """Create the handler.
+
+        Parameters
+        ----------
+        agree : callable or None
+            ``agree(flag)`` returns True on every data-parallel worker when the flag is true on
+            any (:meth:`gluoncv_gan.distributed.Distribution.any_worker`), so that all stop after
+            the same iteration; None: this process alone.
+        priority : float, default -inf
+            Order among the handlers: first, so that a stop is seen by all the others.
+        """
         self.priority = priority
         self.agree = agree or bool
         self.signum = None
@@ -113,6 +121,15 @@ class HandlerClock(BatchEnd, EpochEnd):
     """
 
     def __init__(self, sync_intervals=(), priority=-999):
+        """Create the handler.
+
+        Parameters
+        ----------
+        sync_intervals : sequence of int
+            Iterations at whose multiples other handlers may work (0 entries are ignored).
+        priority : int, default -999
+            Order among the handlers: right after the estimator's metric handler.
+        """
         self.sync_intervals = [i for i in sync_intervals if i]
         self.priority = priority
         self.started = None
@@ -137,28 +154,32 @@ class GANLoggingHandler(TrainBegin, TrainEnd, EpochBegin, EpochEnd, BatchBegin, 
 
     Speed and ETA count training time only when :attr:`clock` (a :class:`HandlerClock`) is among
     the estimator's handlers: the other handlers' time is then left out.
-
-    Parameters
-    ----------
-    log_interval : int
-        Iterations between log lines.
-    total_iterations : int
-        Iterations of the whole run (for the ETA).
-    batches_per_epoch : int
-        Iterations per epoch.
-    logger : logging.Logger or None
-        Where lines go (the training script's root logger writes the console and the log file).
-    progress_bar : bool or None
-        A tqdm bar on stderr; None shows it when stderr is a terminal.
-    num_workers : int, default 1
-        Data-parallel workers: the speed is also given in all (the workers run in step).
-    sync_intervals : tuple of int
-        Intervals (iterations) at which other handlers work at a batch end (sample grids,
-        checkpoints), for :attr:`clock`.
     """
 
     def __init__(self, log_interval, total_iterations, batches_per_epoch, logger=None,
                  progress_bar=None, priority=np.inf, num_workers=1, sync_intervals=()):
+        """Create the handler.
+
+        Parameters
+        ----------
+        log_interval : int
+            Iterations between log lines.
+        total_iterations : int
+            Iterations of the whole run (for the ETA).
+        batches_per_epoch : int
+            Iterations per epoch.
+        logger : logging.Logger or None
+            Where lines go (the training script's root logger writes the console and the log file).
+        progress_bar : bool or None
+            A tqdm bar on stderr; None shows it when stderr is a terminal.
+        num_workers : int, default 1
+            Data-parallel workers: the speed is also given in all (the workers run in step).
+        sync_intervals : tuple of int
+            Intervals (iterations) at which other handlers work at a batch end (sample grids,
+            checkpoints), for :attr:`clock`.
+        priority : float, default inf
+            Order among the handlers: last, after every other handler's work.
+        """
         self.log_interval, self.num_workers = log_interval, num_workers
         self.total_iterations, self.batches_per_epoch = total_iterations, batches_per_epoch
         self.logger = logger or logging.getLogger('gluoncv_gan.train')
@@ -255,20 +276,22 @@ class LearningRateDecayHandler(BatchBegin):
     rate times ``min(1, (total_iterations - i) / decay_iterations)``, so the last iteration runs
     at ``1 / decay_iterations`` of it. The rate depends on the iteration alone, so a resumed run
     continues the same schedule; resuming with more epochs moves the decay to the new end.
-
-    Parameters
-    ----------
-    trainers : list of Trainer
-        Trainers whose rates decay.
-    base_rates : list of float
-        Their undecayed rates (from the config: a resumed trainer holds a decayed one).
-    total_iterations : int
-        Iterations of the whole run.
-    decay_iterations : int
-        Length of the decay, in iterations (positive).
     """
 
     def __init__(self, trainers, base_rates, total_iterations, decay_iterations):
+        """Create the handler.
+
+        Parameters
+        ----------
+        trainers : list of Trainer
+            Trainers whose rates decay.
+        base_rates : list of float
+            Their undecayed rates (from the config: a resumed trainer holds a decayed one).
+        total_iterations : int
+            Iterations of the whole run.
+        decay_iterations : int
+            Length of the decay, in iterations (positive).
+        """
         if decay_iterations <= 0:
             raise ValueError('decay_iterations must be positive, got %r' % decay_iterations)
         self.trainers, self.base_rates = list(trainers), list(base_rates)
@@ -290,20 +313,24 @@ class SampleHandler(TrainBegin, BatchEnd, EpochEnd, TrainEnd):
 
     Writes ``samples/real.png`` (real training images) at the start, ``samples/epoch-EEEE.png``
     and ``samples/iter-IIIIIIII.png``, and keeps ``samples/latest.png`` a copy of the newest.
-
-    Parameters
-    ----------
-    folder : str
-        The samples folder.
-    fixed_noise : numpy.ndarray
-        Latent batch (N, nz, 1, 1), the same for the whole run.
-    interval : int
-        Iterations between grids (0: per epoch only).
-    real_images : numpy.ndarray or None
-        uint8 NHWC images for ``real.png``.
     """
 
     def __init__(self, folder, fixed_noise, interval=0, real_images=None, priority=500):
+        """Create the handler.
+
+        Parameters
+        ----------
+        folder : str
+            The samples folder.
+        fixed_noise : numpy.ndarray
+            Latent batch (N, nz, 1, 1), the same for the whole run.
+        interval : int
+            Iterations between grids (0: per epoch only).
+        real_images : numpy.ndarray or None
+            uint8 NHWC images for ``real.png``.
+        priority : int, default 500
+            Order among the handlers.
+        """
         self.folder, self.fixed_noise, self.interval = folder, fixed_noise, interval
         self.real_images = real_images
         self.priority = priority
@@ -355,6 +382,17 @@ class HistoryHandler(BatchEnd, EpochEnd):
     """
 
     def __init__(self, run_dir, log_interval, priority=400):
+        """Create the handler.
+
+        Parameters
+        ----------
+        run_dir : str
+            The run folder (``history.json``, ``curves.png``).
+        log_interval : int
+            Iterations between rows.
+        priority : int, default 400
+            Order among the epoch-end handlers (after the samples, before evaluation).
+        """
         self.run_dir, self.log_interval, self.priority = run_dir, log_interval, priority
         self.rows = []
         self._last = None
@@ -430,46 +468,46 @@ class HistoryHandler(BatchEnd, EpochEnd):
 class EvaluationHandler(TrainBegin, EpochEnd):
     """Evaluate the generator every ``interval`` epochs and mark the best checkpoint.
 
-    Generates ``num_samples`` images from a fixed latent set (the moving-average generator when
-    training keeps one) and measures SWD, face-detection rate, diversity and sharpness against a
-    fixed random subset of the training images (see :mod:`gluoncv_gan.metrics`), and FID, KID
-    and precision/recall against the Inception features of all of them when those are asked
-    for. Results are logged, plotted in ``curves.png`` and kept in ``evaluation.json``; the
-    epoch's checkpoint is marked best in ``best.json`` when its FID (SWD without FID) is the
-    lowest so far, and is then kept whatever ``keep_checkpoints`` says (DCGAN quality peaks and
-    then degrades).
-
-    Parameters
-    ----------
-    run_dir : str
-        The run folder.
-    real_images : numpy.ndarray
-        uint8 NHWC real images (a subset of ``num_samples`` is drawn with ``seed``).
-    checkpoints : CheckpointHandler
-        Whose next epoch-end checkpoint is the one evaluated.
-    num_samples : int
-        Generated images per evaluation, and real images compared with.
-    interval : int
-        Epochs between evaluations.
-    seed : int
-        Seed of the latent set and of the metrics.
-    metrics : sequence of str
-        Among ``swd``, ``fid``, ``kid``, ``pr``; ``swd`` stands for the project's own set.
-    real_features : numpy.ndarray or None
-        Inception features of ``real_images``, needed for ``fid``, ``kid`` and ``pr``.
+    As MXNet's ``ValidationHandler`` takes its ``eval_fn``, this handler is given what it
+    measures: ``eval_fn(generator, nz, ctx)`` returns the metrics of a generator (the
+    moving-average one when training keeps one) as a dict with at least ``swd``, ``swd_levels``,
+    ``face_rate``, ``diversity`` and ``sharpness``, and ``fid``, ``kid``/``kid_std``,
+    ``precision``/``recall`` when it measures those (training passes
+    :class:`gluoncv_gan.pipeline.evaluation.GeneratorEvaluation`). Results are logged, plotted
+    in ``curves.png`` and kept in ``evaluation.json``; the epoch's checkpoint is marked best in
+    ``best.json`` when its ``best_by`` metric is the lowest so far, and is then kept whatever
+    ``keep_checkpoints`` says (DCGAN quality peaks and then degrades).
     """
 
-    def __init__(self, run_dir, real_images, checkpoints, num_samples=2000, interval=1, seed=0,
-                 logger=None, priority=350, metrics=('swd',), real_features=None):
-        self.run_dir, self.checkpoints = run_dir, checkpoints
-        self.num_samples, self.interval, self.seed = num_samples, interval, seed
-        self.real = np.asarray(real_subset(real_images, num_samples, seed))
-        self.inception_names = tuple(m for m in ('fid', 'kid', 'pr') if m in metrics)
-        if self.inception_names and real_features is None:
-            raise ValueError('%s need the Inception features of the real images'
-                             % ', '.join(self.inception_names))
-        self.real_features = real_features
-        self.best_by = 'fid' if 'fid' in metrics else 'swd'
+    def __init__(self, run_dir, eval_fn, checkpoints, num_samples=2000, interval=1,
+                 best_by='swd', real_face_rate=None, logger=None, priority=350):
+        """Create the handler.
+
+        Parameters
+        ----------
+        run_dir : str
+            The run folder.
+        eval_fn : callable
+            ``eval_fn(generator, nz, ctx)`` -> dict of metrics, as above.
+        checkpoints : RunCheckpointHandler
+            Whose next epoch-end checkpoint is the one evaluated.
+        num_samples : int
+            Generated images per evaluation (for the log line).
+        interval : int
+            Epochs between evaluations.
+        best_by : str
+            The metric (lower is better) that picks the best checkpoint: ``swd`` or ``fid``.
+        real_face_rate : callable or None
+            Returns the face-detection rate of the real images compared with, shown beside the
+            generated one; called once (its value is kept in the handler's state).
+        logger : logging.Logger or None
+            Where the evaluation lines go.
+        priority : int
+            Order among the epoch-end handlers (after samples and history, before checkpoints).
+        """
+        self.run_dir, self.eval_fn, self.checkpoints = run_dir, eval_fn, checkpoints
+        self.num_samples, self.interval, self.best_by = num_samples, interval, best_by
+        self.real_face_rate = real_face_rate
         self.logger = logger or logging.getLogger('gluoncv_gan.train')
         self.priority = priority
         self.rows, self.best = [], None
@@ -501,24 +539,13 @@ class EvaluationHandler(TrainBegin, EpochEnd):
         return out
 
     def train_begin(self, estimator, *args, **kwargs):
-        if self.face_rate_real is None:
-            from ..metrics import face_detection_rate
-            self.face_rate_real = face_detection_rate(self.real)
+        if self.face_rate_real is None and self.real_face_rate is not None:
+            self.face_rate_real = self.real_face_rate()
 
     def evaluate(self, estimator):
-        """Metrics of the current (sampling) generator, as ``python -m gluoncv_gan.evaluate``
-        measures them (:func:`~gluoncv_gan.pipeline.evaluation.evaluate_images`); a dict."""
-        fake = sample_images(estimator.sampling_generator,
-                             evaluation_latents(self.num_samples, estimator.nz, self.seed),
-                             ctx=estimator.context[0])
-        result = evaluate_images(fake, self.real, seed=self.seed, face_rate_real=False,
-                                 diversity_real=False,
-                                 metrics=('swd', 'face', 'diversity', 'sharpness')
-                                 + self.inception_names,
-                                 real_features=self.real_features)
-        keys = ('swd', 'swd_levels', 'face_rate', 'diversity', 'sharpness', 'fid', 'kid',
-                'kid_std', 'precision', 'recall')
-        return {key: result[key] for key in keys if key in result}
+        """Metrics of the current (sampling) generator: what ``eval_fn`` returns."""
+        return dict(self.eval_fn(estimator.sampling_generator, estimator.nz,
+                                 estimator.context[0]))
 
     def epoch_end(self, estimator, *args, **kwargs):
         if not estimator.epoch_complete or (estimator.epoch + 1) % self.interval:
@@ -564,74 +591,6 @@ def _inception_summary(result):
     return ''.join(', ' + p for p in parts)
 
 
-class CheckpointHandler(EpochBegin, BatchEnd, EpochEnd):
-    """Checkpoints every epoch and every ``interval`` iterations, keeping the newest ``keep``.
-
-    Parameters
-    ----------
-    folder : str
-        The checkpoints folder.
-    fixed_noise : numpy.ndarray
-        Saved with every checkpoint.
-    config : dict
-        The resolved config, saved with every checkpoint.
-    interval : int
-        Iterations between checkpoints (0: per epoch only).
-    keep : int
-        Newest checkpoints kept (protected ones, e.g. the best, are kept in addition).
-    stateful : dict
-        name -> object with ``get_state()``/``set_state()``, saved in ``state.json``.
-    """
-
-    def __init__(self, folder, fixed_noise, config, interval=0, keep=3, stateful=None,
-                 priority=600):
-        self.folder, self.fixed_noise, self.config = folder, fixed_noise, config
-        self.interval, self.keep = interval, keep
-        self.stateful = stateful or {}
-        self.protect = set()
-        self.priority = priority
-        self._pending_means = None
-        self.last_saved = None
-
-    def save(self, estimator, epoch, batch):
-        estimator.check_losses()  # a NaN loss not yet checked must not reach a checkpoint
-        state = {'epoch': epoch, 'batch': batch, 'iteration': estimator.iteration,
-                 'seed': estimator.seed, 'config': self.config,
-                 'metrics': {m.name: m.get_state() for m in estimator.train_metrics},
-                 'handlers': {name: obj.get_state() for name, obj in self.stateful.items()},
-                 'time': time.time()}
-        self.last_saved = ckpt.save_checkpoint(
-            self.folder, estimator.iteration, estimator.net, estimator.trainer_g,
-            estimator.trainer_d, self.fixed_noise, state, ema=estimator.ema)
-        ckpt.prune_checkpoints(self.folder, self.keep, protect=self.protect)
-        return self.last_saved
-
-    def restore_running_means(self, metric_states):
-        """Restore running metric sums at the next epoch start (after the metric reset)."""
-        self._pending_means = metric_states
-
-    def epoch_begin(self, estimator, *args, **kwargs):
-        if self._pending_means:
-            for metric in estimator.train_metrics:
-                if metric.name in self._pending_means:
-                    metric.set_state(self._pending_means[metric.name])
-        self._pending_means = None
-
-    def batch_end(self, estimator, *args, **kwargs):
-        if self.interval and estimator.iteration % self.interval == 0 \
-                and not estimator.epoch_complete:
-            self.save(estimator, estimator.epoch, estimator.batch)
-        return False
-
-    def epoch_end(self, estimator, *args, **kwargs):
-        # the estimator also ends an epoch early when training stops mid-epoch
-        if estimator.epoch_complete:
-            self.save(estimator, estimator.epoch + 1, 0)
-        elif estimator.batch > 0:
-            self.save(estimator, estimator.epoch, estimator.batch)
-        return False
-
-
 class TensorBoardHandler(TrainBegin, BatchEnd, EpochEnd, TrainEnd):
     """Scalars and sample grids for TensorBoard through mxboard, when mxboard is installed.
 
@@ -639,6 +598,19 @@ class TensorBoardHandler(TrainBegin, BatchEnd, EpochEnd, TrainEnd):
     """
 
     def __init__(self, logdir, log_interval, sample_handler=None, priority=700):
+        """Create the handler.
+
+        Parameters
+        ----------
+        logdir : str
+            mxboard's log folder.
+        log_interval : int
+            Iterations between scalar points.
+        sample_handler : SampleHandler or None
+            Renders the epoch's sample grid (None: no images).
+        priority : int, default 700
+            Order among the handlers.
+        """
         self.logdir, self.log_interval = logdir, log_interval
         self.sample_handler, self.priority = sample_handler, priority
         try:

@@ -12,7 +12,7 @@ from mxnet.gluon.utils import split_and_load
 from ..utils.seeds import LATENT_BATCH_SALT
 from .augment import FAKE_FOR_D, FAKE_FOR_G, REAL
 from .checkpoint import NonFiniteError
-from .metrics import GANStepOutput, gan_metrics
+from .step_metrics import GANStepOutput, gan_metrics
 
 __all__ = ['GANBatchProcessor', 'GANEstimator', 'latent_batch']
 
@@ -115,6 +115,29 @@ class GANBatchProcessor(BatchProcessor):
                     mx.nd.clip(data, -bound, bound, out=data)
 
     def fit_batch(self, estimator, train_batch, batch_axis=0):
+        """One training iteration: a discriminator step, then (every ``n_critic`` iterations) a
+        generator step, on ``train_batch`` split over the estimator's devices.
+
+        Parameters
+        ----------
+        estimator : GANEstimator
+            Holds the pair, the objective, both trainers, the moving average and the position.
+        train_batch : tuple of NDArray
+            ``(real images,)``, NCHW in [-1, 1].
+        batch_axis : int, default 0
+            The batch axis of ``train_batch``.
+
+        Returns
+        -------
+        tuple
+            ``(real chunks, None, GANStepOutput, discriminator losses)``: MXNet's ``(data,
+            label, pred, loss)`` of a step; the metrics read the :class:`GANStepOutput`.
+
+        Raises
+        ------
+        NonFiniteError
+            From :meth:`check_losses`, every ``check_interval`` iterations.
+        """
         ctx = estimator.context
         real = split_and_load(train_batch[0], ctx_list=ctx, batch_axis=batch_axis)
         batch_size = train_batch[0].shape[batch_axis]
@@ -189,7 +212,7 @@ class GANEstimator(Estimator):
     ema : GeneratorEMA or None
         A moving average of the generator, updated after each generator step.
     train_metrics : list of EvalMetric or None
-        Default: :func:`gluoncv_gan.estimator.metrics.gan_metrics`.
+        Default: :func:`gluoncv_gan.estimator.step_metrics.gan_metrics`.
     n_critic : int, default 1
         Discriminator steps per generator step (see :class:`GANBatchProcessor`).
     weight_clip : float, default 0

@@ -1,22 +1,9 @@
 """Sample diversity: a mode-collapse alarm.
 
-The score is the mean root-mean-square pixel distance (RGB scaled to
-``[0, 1]``) between the two images of random pairs.  Pairs are drawn without
-repetition inside each round: a seeded permutation of the images is cut into
-consecutive disjoint pairs, and more rounds are drawn only when more pairs
-are asked for than ``N // 2``.  An image is never paired with itself.
-
-How to read it: compare with the score of real images at the same resolution
-(0.36-0.37 for 64x64 LFW crops).  A collapsed generator that repeats one
-image scores 0; uniform noise scores about 0.41 (``sqrt(1/6)``, the expected
-value for independent uniform pixels); Gaussian blur with sigma 1.5 lowers real
-LFW to 0.32-0.33.  So a healthy generator should be *close to real*, not as
-high as possible.  Noise sits only about 12 % above real LFW because two
-unrelated real 64x64 faces are already nearly uncorrelated pixel by pixel;
-noise and garbage are caught by the SWD and the face-detection rate instead,
-while this metric's job is the collapse alarm.  The value is a seeded
-estimate over random pairs: with 1,000 pairs its seed-to-seed spread on LFW
-is about 0.0015.
+The score is the mean RMS pixel distance (RGB in ``[0, 1]``) between the images of seeded
+random disjoint pairs (more rounds of pairs only when more than ``N // 2`` are asked for). Read
+it against real images at the same resolution (0.36-0.37 for 64x64 LFW): a collapsed generator
+scores 0, uniform noise about 0.41; see docs/evaluation.md#the-metrics.
 """
 import numpy as np
 

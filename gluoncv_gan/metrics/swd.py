@@ -1,46 +1,12 @@
 """Sliced Wasserstein distance (SWD) between two image sets on Laplacian pyramids.
 
-This follows the description in Karras et al., "Progressive Growing of GANs for
-Improved Quality, Stability, and Variation" (ICLR 2018), section 5 and
-appendix D:
-
-1. Each image is decomposed into a Laplacian pyramid built with the 5x5
-   binomial filter (the kernel of ``cv2.pyrDown``/``cv2.pyrUp``), from full
-   resolution down to 16x16.  Every level except the last is a band-pass
-   (Laplacian) image; the last level is the 16x16 low-pass residual.
-2. At every level, 128 neighbourhoods of 7x7x3 pixels are taken per image.
-3. The descriptors of one set at one level are normalised per colour channel
-   by that set's own mean and standard deviation.
-4. The distance of a level is the sliced Wasserstein-1 distance between the
-   real and the fake descriptor sets: 4 repeats of 128 random unit directions;
-   both sets are projected on each direction, the projections sorted, and the
-   mean absolute difference of the sorted values is averaged over directions
-   and repeats.  The value is reported multiplied by 1000.
-
-Design choices
---------------
-* **Order independence.**  Patch positions are derived from a hash of each
-  image's bytes and the seed (vectorised, no per-image loop).  Permuting the
-  images therefore permutes the descriptors and nothing else, so the result is
-  independent of image order up to floating-point rounding.  Identical images
-  get identical patch positions.
-* **Different set sizes.**  When the sets hold different numbers of
-  descriptors, the exact Wasserstein-1 distance between the two empirical
-  distributions is computed by integrating ``|F_a^-1(u) - F_b^-1(u)|`` over
-  the union of both quantile grids; no subsampling is needed.
-* **Pyramid.**  ``cv2.pyrDown``/``cv2.pyrUp`` along one axis are linear maps,
-  written here as small banded matrices (reflect-101 borders, identical to
-  OpenCV's output), so a whole batch is filtered with four matrix products per
-  level and no per-image loop.
-* **Speed.**  With the paper's settings and 2,000 images per set, every level
-  projects 2 x 256,000 descriptors of 147 values on 512 directions (about
-  230 GFLOP over three levels) and sorts 2 x 512 columns of 256,000 values.
-  Float sorting would dominate (30-40 s on two cores), so by default each
-  direction's projections are floored onto 2**16 levels spanning the joint
-  range of both sets and sorted with numpy's radix sort for 16-bit integers.
-  Every value moves by less than one step, so each per-direction distance
-  changes by less than one step (``range / 65535``); on LFW the result agrees
-  with ``exact=True`` (float sort) to about 1e-6 relative.
+The metric of Karras et al., "Progressive Growing of GANs" (ICLR 2018), section 5 and appendix
+D: 128 7x7x3 neighbourhoods per image and pyramid level (5x5 binomial filter, down to the 16x16
+residual), normalised per colour channel and set, compared along 4 x 128 random directions;
+see docs/evaluation.md#the-metrics. Patch positions hash each image's bytes, so the result does
+not depend on image order; pyramids are banded matrix products (identical to ``cv2.pyrDown`` /
+``cv2.pyrUp``); projections are sorted as 16-bit codes (float sorting took 30-40 s for 2,000
+images on two cores) unless ``exact=True``.
 """
 import numpy as np
 

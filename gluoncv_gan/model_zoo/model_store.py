@@ -1,19 +1,9 @@
 """Published weights of gluoncv-gan's model zoo, verified by sha1 wherever they come from.
 
-A published version of model ``name`` is the file ``{name}-{sha1[:8]}.params`` (the
-``.params`` file's own sha1), distributed as ``{name}-{sha1[:8]}.zip``. ``get_model_file``
-finds it, in this order:
-
-1. the cache ``root`` (default ``$MXNET_HOME/models``), if the file there has the right sha1
-   (a file with a wrong sha1 is removed, never loaded);
-2. a copy shipped inside the installed package (``gluoncv_gan/model_zoo/weights/``), copied
-   into the cache and verified;
-3. a download of ``{repo}/gluon/models/{name}-{sha1[:8]}.zip``, where ``repo`` is
-   ``$GLUONCV_GAN_REPO`` (``http(s)://`` or ``file://``; GluonCV's own ``MXNET_GLUON_REPO`` is
-   left alone so the user's other GluonCV downloads are not redirected), verified before it
-   lands in the cache.
-
-Only one process downloads or copies at a time (a lock file beside the target).
+A published version of model ``name`` is ``{name}-{sha1[:8]}.params`` (the file's own sha1),
+distributed as ``{name}-{sha1[:8]}.zip``. ``get_model_file`` looks in the cache, then in the
+package's ``weights/`` folder, then downloads from ``$GLUONCV_GAN_REPO``, one process at a time;
+see docs/model_zoo.md#the-model-store.
 """
 import glob
 import logging

@@ -1,17 +1,12 @@
 """Residual generator and discriminator (SNGAN / Mimicry layout), with optional skip-layer
 excitation in the generator (FastGAN), sized for 64x64 faces on a CPU budget.
 
-Generator: a 4x4 map from the latent, then one up-sampling residual block per doubling
-(BatchNorm, ReLU, nearest up-sampling, two 3x3 convolutions; a 1x1 convolution on the
-shortcut), then BatchNorm, ReLU, a 3x3 convolution to RGB and tanh.
-
-Discriminator: one down-sampling residual block per halving down to 4x4, every convolution
-spectrally normalised and no BatchNorm, then ReLU, a sum over positions and a spectrally
-normalised linear layer to one score. Each block convolves once at its input resolution and
-once after a 2x2 average pooling (as StyleGAN2's discriminator blocks do), rather than twice
-before the pooling as in SNGAN: that costs 4x fewer multiply-adds at the same widths, so
-the discriminator can be twice as wide for the same budget. Widths, multiply-adds and the
-training recipe: docs/recipes.md.
+Generator: a 4x4 map from the latent, one up-sampling residual block per doubling, then
+BatchNorm, ReLU, a 3x3 convolution to RGB and tanh. Discriminator: spectrally normalised
+down-sampling residual blocks without BatchNorm, each convolving once before and once after a
+2x2 average pooling (as StyleGAN2's, 4x fewer multiply-adds than SNGAN's), then ReLU, a sum over
+positions and a linear score. Widths, multiply-adds and the recipe:
+docs/recipes.md#residual-networks-resgan_lfw.
 """
 import math
 
@@ -247,20 +242,10 @@ class ResGANDiscriminator(nn.HybridBlock):
 class ResGAN(GANPair):
     """A residual generator and discriminator, kept, saved and loaded together.
 
-    Calling the block on latent vectors runs the generator.
-
-    Parameters
-    ----------
-    nz : int, default 100
-        Size of the latent vector.
-    ngf, ndf : int, default 64
-        Widths of the generator and the discriminator.
-    channels : int, default 3
-        Image channels.
-    resolution : int, default 64
-        Image height and width.
-    skip_excitation : bool, default False
-        Skip-layer excitation in the generator (see :class:`ResGANGenerator`).
+    Calling the block on latent vectors runs the generator. The parameters are
+    :class:`~gluoncv_gan.model_zoo.dcgan.DCGAN`'s (``nz``, ``ngf``, ``ndf``, ``channels``,
+    ``resolution``), with ``skip_excitation`` (bool, default False: skip-layer excitation in the
+    generator, see :class:`ResGANGenerator`) in place of ``d_norm``.
     """
 
     def __init__(self, nz=100, ngf=64, ndf=64, channels=3, resolution=64,

@@ -1,28 +1,11 @@
 """Spectral normalisation of convolutions (Miyato et al. 2018), hybridizable.
 
-A :class:`SNConv2D` convolves with ``W / sigma(W)``, ``sigma`` being the largest singular value
-of the weight seen as an (out_channels, in_channels * kh * kw) matrix, estimated by power
-iteration from a vector ``u`` that persists across calls.
-
-``u`` is a Parameter without gradient, so it is saved and loaded with the weights
-(``save_parameters``, checkpoints). Its update (one power-iteration step,
-``v = normalize(W^T u); u = normalize(W v)``) cannot live inside a hybridized graph, which has
-no way to write a parameter, so it runs outside, on NDArrays, before each training-mode forward:
-
-- a layer run on NDArrays (called directly, or inside a block that is not hybridized) updates
-  its own ``u`` in its ``forward``;
-- inside a hybridized block the layers only ever see Symbols, so the outermost block that
-  holds them calls :func:`power_iterate_hybridized` at the start of its own ``forward`` (as
-  :class:`gluoncv_gan.model_zoo.DCGANDiscriminator` does). A forward pre-hook cannot do this
-  job: Gluon warns on hybridizing a block that has hooks.
-
-The graph itself only reads ``u`` as a constant::
-
-    v = BlockGrad(normalize(W^T u))
-    sigma = u^T W v                     # gradient u v^T with respect to W, as in the paper
-    y = conv(x, W / sigma)
-
-In inference mode ``u`` is left alone, so outputs are deterministic.
+A :class:`SNConv2D` convolves with ``W / sigma(W)``, ``sigma`` estimated by power iteration from
+a persistent, saved vector ``u``. A graph cannot write a parameter, so ``u`` is stepped outside
+it before each training-mode forward: by the layer itself on NDArrays, or inside a hybridized
+block by :func:`power_iterate_hybridized`, called by the outermost block's ``forward`` (a
+forward pre-hook would make Gluon warn on hybridizing). See
+docs/recipes.md#spectral-normalisation-sngan_lfw.
 """
 import mxnet as mx
 from mxnet import autograd

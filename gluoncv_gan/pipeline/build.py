@@ -53,7 +53,7 @@ def build_net(config, ctx):
 
 
 def build_trainers(net, config, make_trainer=mx.gluon.Trainer):
-    """Trainers of the generator (rate ``lr``) and the discriminator (``lr_d``, default ``lr``).
+    """Trainers of the generator (rate ``lr``) and the discriminator (``lr_d``).
 
     Adam is the tutorial's optimiser; RMSprop is the WGAN paper's (``beta2`` is its decay of the
     mean squared gradient, ``beta1`` is unused). ``make_trainer(params, optimizer,
@@ -63,23 +63,34 @@ def build_trainers(net, config, make_trainer=mx.gluon.Trainer):
         opts = {'gamma1': config['beta2']}
     else:
         opts = {'beta1': config['beta1'], 'beta2': config['beta2']}
-    lr_d = config['lr_d'] or config['lr']
     return (make_trainer(net.generator.collect_params(), config['optimizer'],
                          dict(opts, learning_rate=config['lr'])),
             make_trainer(net.discriminator.collect_params(), config['optimizer'],
-                         dict(opts, learning_rate=lr_d)))
+                         dict(opts, learning_rate=config['lr_d'])))
 
 
 def fixed_noise_for(config):
+    """The latent batch of a run's sample grids, drawn from the run's seed.
+
+    Parameters
+    ----------
+    config : dict
+        A resolved config: ``seed``, ``num_samples`` and ``nz`` are used.
+
+    Returns
+    -------
+    numpy.ndarray
+        float32 (num_samples, nz, 1, 1), the same for every run with that seed and shape.
+    """
     rng = np.random.RandomState([config['seed'], FIXED_NOISE_SALT])
     return rng.standard_normal((config['num_samples'], config['nz'], 1, 1)).astype(np.float32)
 
 
 def apply_hyperparameters(trainer_g, trainer_d, config):
     """Set the config's learning rates and optimiser coefficients on both trainers."""
-    for trainer, rate in ((trainer_g, config['lr']), (trainer_d, config['lr_d'] or config['lr'])):
+    for trainer, rate in ((trainer_g, config['lr']), (trainer_d, config['lr_d'])):
         trainer.set_learning_rate(rate)
-        optimizer = trainer._optimizer  # gluon has no public setter for these
+        optimizer = trainer.optimizer
         if config['optimizer'] == 'rmsprop':
             optimizer.gamma1 = config['beta2']
         else:

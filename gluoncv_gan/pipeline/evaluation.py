@@ -16,10 +16,11 @@ from ..metrics import (diversity, face_detection_rate, inception_scores, memoriz
                        sharpness_ratio, sliced_wasserstein_distance)
 from ..metrics.inception import inception_features
 from ..utils.seeds import EVALUATION_LATENT_SALT, REAL_FLOOR_SALT, REAL_SUBSET_SALT
+from .sampling import sample_images
 
 __all__ = ['load_images', 'downscale', 'real_subset', 'split_real', 'split_real_indices',
            'other_real', 'other_real_indices', 'evaluate_images', 'evaluation_latents',
-           'parse_metrics', 'METRICS', 'DEFAULT_METRICS', 'INCEPTION_METRICS',
+           'parse_metrics', 'GeneratorEvaluation', 'METRICS', 'DEFAULT_METRICS', 'INCEPTION_METRICS',
            'MAX_MEMORIZATION_REFERENCE']
 
 MAX_MEMORIZATION_REFERENCE = 10000
@@ -220,3 +221,50 @@ def evaluate_images(fake, real_reference, real_rest=None, seed=0, face_rate_real
                           fake_features, wanted, seed=seed))
     out['timings'] = timings
     return out
+
+
+class GeneratorEvaluation:
+    """Training's evaluation, the ``eval_fn`` of :class:`~gluoncv_gan.estimator.EvaluationHandler`:
+    ``num_samples`` images of the :func:`evaluation_latents` against the :func:`real_subset`
+    (SWD, face rate, diversity, sharpness), and against the Inception features of all the real
+    images (FID, KID, precision/recall) when ``metrics`` names them, as
+    :func:`evaluate_images` measures for ``python -m gluoncv_gan.evaluate``.
+
+    Parameters
+    ----------
+    real_images : numpy.ndarray
+        uint8 NHWC training images.
+    num_samples, seed : int
+        Images per evaluation (generated, and real ones compared with); seed of the latents,
+        of the real subset and of the metrics.
+    metrics : sequence of str
+        Among ``swd`` (the project's own set), ``fid``, ``kid``, ``pr``.
+    real_features : numpy.ndarray or None
+        Inception features of ``real_images``, needed for ``fid``, ``kid`` and ``pr``.
+    """
+
+    # what an evaluation keeps of evaluate_images' result (a comparison row too: compare.py)
+    KEYS = ('swd', 'swd_levels', 'face_rate', 'diversity', 'sharpness', 'fid', 'kid', 'kid_std',
+            'precision', 'recall')
+
+    def __init__(self, real_images, num_samples, seed=0, metrics=('swd',), real_features=None):
+        self.num_samples, self.seed, self.real_features = num_samples, seed, real_features
+        self.real = np.asarray(real_subset(real_images, num_samples, seed))
+        self.inception_names = tuple(m for m in INCEPTION_METRICS if m in metrics)
+        if self.inception_names and real_features is None:
+            raise ValueError('%s need the Inception features of the real images'
+                             % ', '.join(self.inception_names))
+        self.best_by = 'fid' if 'fid' in metrics else 'swd'
+
+    def real_face_rate(self):
+        """Face-detection rate of the real subset."""
+        return face_detection_rate(self.real)
+
+    def __call__(self, generator, nz, ctx):
+        fake = sample_images(generator, evaluation_latents(self.num_samples, nz, self.seed),
+                             ctx=ctx)
+        result = evaluate_images(fake, self.real, seed=self.seed, face_rate_real=False,
+                                 diversity_real=False, real_features=self.real_features,
+                                 metrics=('swd', 'face', 'diversity', 'sharpness')
+                                 + self.inception_names)
+        return {key: result[key] for key in self.KEYS if key in result}

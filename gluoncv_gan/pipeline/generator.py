@@ -6,7 +6,7 @@ import mxnet as mx
 from ..estimator.checkpoint import STATE_FILE, find_checkpoint, read_state, reading_checkpoints
 from ..estimator.ema import recalibrate_batchnorm
 from ..model_zoo import get_model
-from ..utils.cli import UserError
+from ..utils.command_line import UserError
 from ..utils.config import arch_kwargs, read_config_file
 
 __all__ = ['load_generator', 'load_checkpoint_pair', 'saved_config']

@@ -1,33 +1,19 @@
 """Opt-in bfloat16 training on CPU (``--amp``).
 
-What runs in bfloat16: ``Convolution`` (the discriminator), ``Deconvolution`` (the generator)
-and ``FullyConnected``, by explicit casts around MXNet's imperative operators
-(:func:`enable_bfloat16`). Their outputs are cast back, so ``BatchNorm``, the activations and
-the losses run in float32, and so do the optimiser and the master weights and gradients (each
-bfloat16 operator casts its float32 weight on the way in; the cast's gradient is float32).
-bfloat16 keeps float32's exponent range: no loss scaling. :func:`bfloat16_op_lists` states the
-same choice as MXNet AMP operator lists, for ``amp.convert_symbol``.
-
-Limits of MXNet 1.9.1, measured (see ``docs/performance.md``):
-
-- a ``Deconvolution`` in bfloat16 computes its forward pass and its input gradient, but its
-  weight gradient fails ("The size of NDArray doesn't match the requested MKLDNN memory desc",
-  or a segmentation fault inside a training step). :func:`transposed_convolution` therefore
-  takes that gradient from the adjoint ``Convolution``, which works;
-- under ``amp.init``, that adjoint convolution's backward pass fails ("Backward shape
-  inconsistent with the forward shape"), hence explicit casts rather than AMP's patching;
-- a hybridized net under bfloat16 AMP fails in its backward pass (a single hybridized
-  ``Conv2DTranspose`` after ``amp.init(target_dtype='bfloat16')``: "could not execute a
-  primitive"; the whole DCGAN step: segmentation fault), and the casts wrap the imperative
-  operators only, so ``--amp`` runs the nets imperatively.
-
-The casts apply to the whole process and cannot be turned off.
+``Convolution``, ``Deconvolution`` and ``FullyConnected`` run in bfloat16 by explicit casts
+around MXNet's imperative operators (:func:`enable_bfloat16`); everything else, the optimiser
+and the master weights stay float32, and no loss scaling is needed.
+:func:`bfloat16_op_lists` states the same choice as AMP operator lists. MXNet 1.9.1's limits
+(the bfloat16 ``Deconvolution`` weight gradient, ``amp.init``, hybridized nets), why
+:func:`transposed_convolution` exists and why ``--amp`` runs the nets imperatively:
+docs/performance.md#bfloat16---amp. The casts apply to the whole process and cannot be turned
+off.
 """
 import logging
 import os
 
 from . import amx
-from .cli import UserError
+from .command_line import UserError
 
 __all__ = ['cpu_has_bfloat16', 'bfloat16_op_lists', 'transposed_convolution', 'cast_to',
            'enable_bfloat16', 'Bfloat16Unavailable']

@@ -1,16 +1,10 @@
 """Which bfloat16 path this CPU offers, and the Linux permission that Intel AMX needs.
 
-oneDNN 2.4 (inside MXNet 1.9.1) has AMX kernels for bfloat16 convolutions but does not use them
-unless ``DNNL_MAX_CPU_ISA=AVX512_CORE_AMX`` is set, and with that setting it dies with SIGILL
-unless the process first asked Linux for the AMX tile state (``arch_prctl(ARCH_REQ_XCOMP_PERM,
-XFEATURE_XTILEDATA)``). oneDNN reads the variable at its first primitive (measured: not when the
-library loads), so :func:`setup_amx` runs from ``gluoncv_gan/__init__.py`` before ``import
-mxnet`` (after it, whether a primitive already ran cannot be known), and the package then runs
-one small primitive and takes the variable out of the environment again (:func:`pin_isa`):
-a child process inherits the environment but not the permission (an exec clears it), and a
-bfloat16 convolution there would die with SIGILL.
-
-This module imports nothing of the package, and MXNet only inside :func:`pin_isa`.
+oneDNN 2.4 (MXNet 1.9.1) runs its AMX kernels only with ``DNNL_MAX_CPU_ISA=AVX512_CORE_AMX``, and
+then dies with SIGILL unless the process asked Linux for the AMX tile state. :func:`setup_amx`
+therefore runs before ``import mxnet`` and :func:`pin_isa` takes the variable out of the
+environment after one primitive; why: docs/performance.md#bfloat16---amp. This module imports
+nothing of the package, and MXNet only inside :func:`pin_isa`.
 """
 import ctypes
 import errno

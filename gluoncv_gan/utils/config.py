@@ -11,19 +11,15 @@ from dataclasses import dataclass
 
 import yaml
 
-from .cli import SEED_ALLOWED, UserError, valid_seed
+from .command_line import SEED_ALLOWED, UserError, valid_seed
 from .fileio import atomic_path
-from .registry import MODELS, OBJECTIVES, Registry
+from .name_registry import AUGMENTATIONS, KVSTORES, MODELS, OBJECTIVES, Registry
 
-__all__ = ['ConfigError', 'KVSTORE_TYPES', 'AUGMENT_POLICIES', 'ARCH_KEYS', 'Key', 'SCHEMA',
+__all__ = ['ConfigError', 'ARCH_KEYS', 'Key', 'SCHEMA',
            'default_config', 'load_config', 'validate_config', 'save_config', 'read_config_file',
            'parse_config_text', 'flag_of', 'add_config_flags', 'overrides_from_args', 'arch_kwargs']
 
 
-# gradient reduction: one process ('device', 'local') or a parameter-server job ('dist_*')
-KVSTORE_TYPES = ('device', 'local', 'dist_sync', 'dist_device_sync', 'dist_async')
-# the discriminator's input augmentations (estimator.augment), in the order they are applied
-AUGMENT_POLICIES = ('color', 'translation', 'cutout')
 # what training's evaluations measure: swd is the project's set (SWD, face rate, diversity,
 # sharpness); fid, kid and pr need the [fid] extra
 EVAL_METRICS = ('swd', 'fid', 'kid', 'pr')
@@ -60,7 +56,7 @@ def _positive_or_none(value):
 
 
 def _augment_policy(value):
-    return all(name.strip() in AUGMENT_POLICIES for name in value.split(',') if name.strip())
+    return all(name.strip() in AUGMENTATIONS for name in value.split(',') if name.strip())
 
 
 def _eval_metrics(value):
@@ -80,8 +76,9 @@ class Key:
         Value when neither the file nor a flag sets it.
     rule : tuple, callable, Registry or None
         Allowed values: a tuple of them, a predicate, or the names of a registry.
-    allowed : str
-        What is allowed, in words, for error messages (a registry's names when empty).
+    allowed : str or callable
+        What is allowed, in words, for error messages (a registry's names when empty); a
+        callable returns it when asked (it may name what a registry holds by then).
     help : str
         What the key does, for ``--help``.
     file_only : bool
@@ -94,7 +91,7 @@ class Key:
     types: object
     default: object
     rule: object = None
-    allowed: str = ''
+    allowed: object = ''
     help: str = ''
     file_only: bool = False
     alias: str = None
@@ -117,7 +114,7 @@ SCHEMA = {
     'flip': Key(bool, False, None, _BOOL,
                 'mirror a random half of the training images left-right each epoch'),
     'augment': Key(str, '', _augment_policy,
-                   "'' or a comma-separated subset of %s" % ','.join(AUGMENT_POLICIES),
+                   lambda: "'' or a comma-separated subset of " + ','.join(AUGMENTATIONS.names()),
                    'augment every image the discriminator sees, real and generated '
                    '(DiffAugment), e.g. color,translation,cutout: for a few hundred images'),
     'image_size': Key(int, 64, _power_of_two_16, 'a power of two >= 16', 'image height and width'),
@@ -158,11 +155,10 @@ SCHEMA = {
     'cpus': Key(int, 1, _positive, _POSITIVE,
                 'CPU contexts when --gpus is empty (more than 1 only to test multi-device '
                 'training: they share the same cores)'),
-    'kvstore': Key(str, 'device', KVSTORE_TYPES,
-                   '%s or %s' % (', '.join(KVSTORE_TYPES[:-1]), KVSTORE_TYPES[-1]),
-                   'gradient reduction: device or local (one process), dist_sync, '
-                   'dist_device_sync or dist_async (parameter servers: start with python -m '
-                   'gluoncv_gan.launch)'),
+    'kvstore': Key(str, 'device', KVSTORES,
+                   help='gradient reduction: device or local (one process), dist_sync, '
+                        'dist_device_sync or dist_async (parameter servers: start with python -m '
+                        'gluoncv_gan.launch)'),
     'horovod': Key(bool, False, None, _BOOL,
                    'data-parallel training with Horovod (start with horovodrun)'),
     'num_workers': Key(int, 0, _non_negative, _NON_NEGATIVE,
@@ -207,7 +203,9 @@ def default_config():
 
 
 def _allowed(spec):
-    return ', '.join(spec.rule.names()) if isinstance(spec.rule, Registry) else spec.allowed
+    if isinstance(spec.rule, Registry):
+        return ', '.join(spec.rule.names())
+    return spec.allowed() if callable(spec.allowed) else spec.allowed
 
 
 def _check_value(key, value):
@@ -271,6 +269,8 @@ def validate_config(config):
                               % (key, ', '.join(name for name, c in MODELS.items()
                                                 if key in getattr(c, 'options', ())) or 'none',
                                  resolved['model']))
+    if resolved['lr_d'] is None:  # resolved here once: every reader sees the rate in use
+        resolved['lr_d'] = resolved['lr']
     if resolved['dataset'] == 'folder' and not resolved['data_dir']:
         raise ConfigError("dataset 'folder' needs data_dir (--data-dir): the folder of images")
     if resolved['amp'] and resolved['gpus'].strip(','):
@@ -454,7 +454,8 @@ def add_config_flags(parser):
         types = spec.types if isinstance(spec.types, tuple) else (spec.types,)
         group.add_argument(*names, dest=key, default=None, metavar=spec.metavar,
                            type=next(t for t in types if t is not type(None)),
-                           choices=spec.rule if isinstance(spec.rule, tuple) else None,
+                           choices=spec.rule.names() if getattr(spec.rule, 'closed', False)
+                           else spec.rule if isinstance(spec.rule, tuple) else None,
                            help=_flag_help(spec))
     return parser
 

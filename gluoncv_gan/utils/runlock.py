@@ -10,7 +10,7 @@ import time
 
 import portalocker
 
-from .cli import UserError
+from .command_line import UserError
 
 __all__ = ['LOCK_FILE', 'RunFolderBusy', 'RunLock']
 

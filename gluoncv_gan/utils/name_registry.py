@@ -2,10 +2,11 @@
 
 A module that defines a model or an objective registers it with a decorator, so code that only
 needs the names (the config check, the model store) asks a registry instead of importing the
-modules that define them. This module imports nothing of the package.
+modules that define them. A registry is empty until those modules are imported
+(``import gluoncv_gan`` imports them all). This module imports nothing of the package.
 """
 
-__all__ = ['Registry', 'MODELS', 'OBJECTIVES']
+__all__ = ['Registry', 'MODELS', 'OBJECTIVES', 'KVSTORES', 'AUGMENTATIONS']
 
 
 class Registry:
@@ -15,10 +16,13 @@ class Registry:
     ----------
     kind : str
         What the names stand for, e.g. 'model'; used in error messages.
+    closed : bool
+        The package's own names are all there is (nobody registers more): a command-line flag
+        offers them as its choices.
     """
 
-    def __init__(self, kind):
-        self.kind = kind
+    def __init__(self, kind, closed=False):
+        self.kind, self.closed = kind, closed
         self._constructors = {}
 
     def register(self, constructor=None, name=None):
@@ -66,6 +70,9 @@ class Registry:
         return str(name).lower() in self._constructors
 
 
-# the package's two registries: gluoncv_gan.model_zoo and gluoncv_gan.loss fill them
+# the package's registries, filled by gluoncv_gan.model_zoo, gluoncv_gan.loss,
+# gluoncv_gan.distributed and gluoncv_gan.estimator.augment
 MODELS = Registry('model')
 OBJECTIVES = Registry('GAN objective')
+KVSTORES = Registry('kvstore', closed=True)
+AUGMENTATIONS = Registry('augmentation', closed=True)

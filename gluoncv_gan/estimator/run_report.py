@@ -5,8 +5,8 @@ strip and ``samples/progress.gif``), the curves, the evaluation table with the b
 marked, the nearest real image of a few samples (``samples/neighbours.png``), the config, and
 commands to resume, sample and export. Images are files of the run folder linked by relative
 paths and nothing is fetched from the network, so the page opens offline and keeps working when
-the run folder is moved or copied. Written every epoch by
-:class:`gluoncv_gan.estimator.ReportHandler` and on demand by ``python -m gluoncv_gan.report``.
+the run folder is moved or copied. Written every epoch by :class:`ReportHandler` (below) and on
+demand by ``python -m gluoncv_gan.report``.
 """
 import glob
 import html
@@ -16,10 +16,15 @@ import shlex
 import time
 
 import numpy as np
+from mxnet.gluon.contrib.estimator.event_handler import EpochEnd, TrainEnd
 
+from ..metrics.memorization import nearest_neighbour_distances, thumbnails
 from ..utils.config import read_config_file
+from ..utils.fileio import atomic_path
+from ..utils.image import make_grid, save_image, to_uint8_images
 
-__all__ = ['write_report', 'render_report', 'write_progress_gif', 'neighbour_picture']
+__all__ = ['ReportHandler', 'write_report', 'render_report', 'write_progress_gif',
+           'neighbour_picture']
 
 STRIP_FRAMES = 24  # grids shown in the strip, evenly spread over the epochs
 GIF_FRAMES = 60
@@ -77,7 +82,6 @@ def _gif_frame(path, scale):
 
 def write_progress_gif(run_dir, scale=0.5, frame_seconds=0.4):
     """Animate the epoch grids into ``samples/progress.gif`` (Pillow); None without grids."""
-    from ..utils.fileio import atomic_path
     grids = _spread(_epoch_grids(run_dir), GIF_FRAMES)
     if not grids:
         return None
@@ -111,8 +115,6 @@ def neighbour_picture(samples, real_images, path, real_features=None):
     numpy.ndarray
         RMS thumbnail distance of each sample to its neighbour, in [0, 1].
     """
-    from ..metrics.memorization import nearest_neighbour_distances
-    from ..utils.image import make_grid, save_image
     distances, index = nearest_neighbour_distances(samples, real_images, return_index=True,
                                                    train_features=real_features)
     neighbours = np.asarray(real_images[index])
@@ -259,7 +261,6 @@ def render_report(run_dir, status=None):
 
 def write_report(run_dir, status=None):
     """Write ``run_dir/report.html`` atomically, with ``samples/progress.gif``; return its path."""
-    from ..utils.fileio import atomic_path
     write_progress_gif(run_dir)
     path = os.path.join(run_dir, 'report.html')
     page = render_report(run_dir, status)
@@ -267,3 +268,67 @@ def write_report(run_dir, status=None):
         with open(tmp, 'w', encoding='utf-8') as f:
             f.write(page)
     return path
+
+
+class ReportHandler(EpochEnd, TrainEnd):
+    """Rewrite ``report.html`` (:func:`write_report`) every epoch and at the end.
+
+    It runs after the sample, history, evaluation and checkpoint handlers of the epoch, so the
+    page shows their files. Each epoch it also draws ``samples/neighbours.png``: the first
+    ``num_neighbours`` fixed-noise samples above their nearest training images.
+    """
+
+    def __init__(self, run_dir, fixed_noise, real_images, total_iterations, batches_per_epoch,
+                 num_neighbours=8, priority=800):
+        """Create the handler.
+
+        Parameters
+        ----------
+        run_dir : str
+            The run folder.
+        fixed_noise : numpy.ndarray
+            The latent batch of the sample grids (N, nz, 1, 1).
+        real_images : numpy.ndarray
+            uint8 NHWC training images searched for neighbours.
+        total_iterations, batches_per_epoch : int
+            For the progress line.
+        num_neighbours : int, default 8
+            Samples shown above their nearest training images.
+        priority : int, default 800
+            Order among the epoch-end handlers: after those whose files the page shows.
+        """
+        self.run_dir, self.fixed_noise, self.real_images = run_dir, fixed_noise, real_images
+        self.total_iterations, self.batches_per_epoch = total_iterations, batches_per_epoch
+        self.num_neighbours, self.priority = num_neighbours, priority
+        self._real_features = None  # thumbnails of real_images, computed once (seconds on LFW)
+
+    def _neighbours(self, estimator):
+        import mxnet as mx
+        latent = mx.nd.array(self.fixed_noise[:self.num_neighbours], ctx=estimator.context[0])
+        with mx.autograd.predict_mode():
+            samples = to_uint8_images(estimator.sampling_generator(latent))
+        if self._real_features is None:
+            self._real_features = thumbnails(self.real_images)
+        neighbour_picture(samples, self.real_images,
+                          os.path.join(self.run_dir, 'samples', 'neighbours.png'),
+                          self._real_features)
+
+    def _write(self, status):
+        write_report(self.run_dir, status)
+
+    def epoch_end(self, estimator, *args, **kwargs):
+        if estimator.epoch_complete:
+            self._neighbours(estimator)
+            self._write('Training: epoch %d of %d finished, iteration %d of %d.' % (
+                estimator.epoch + 1, int(np.ceil(self.total_iterations / self.batches_per_epoch)),
+                estimator.iteration, self.total_iterations))
+        return False
+
+    def train_end(self, estimator, *args, **kwargs):
+        if estimator.iteration >= self.total_iterations:
+            status = 'Finished: %d iterations, %d epochs.' % (estimator.iteration,
+                                                              estimator.epoch)
+        else:
+            status = 'Stopped at iteration %d of %d (epoch %d): resume to continue.' % (
+                estimator.iteration, self.total_iterations, estimator.epoch + 1)
+        self._write(status)

@@ -6,29 +6,11 @@ Example::
     python -m gluoncv_gan.export runs/dcgan_lfw --format symbol --out-dir deploy
     python -m gluoncv_gan.export dcgan_lfw --pretrained --format onnx --out-dir deploy
 
-``--format`` chooses what is written:
-
-- ``zip`` (the default): the model-store files described below, to publish in the model zoo;
-- ``symbol``: ``generator-symbol.json`` and ``generator-0000.params`` (``HybridBlock.export``,
-  BatchNorm in inference mode), loaded with ``mx.gluon.SymbolBlock.imports(json, ['data'],
-  params)`` without gluoncv_gan;
-- ``onnx``: ``generator.onnx`` through ``mx.onnx.export_model`` (dynamic batch; needs the
-  ``[onnx]`` extra), for onnxruntime.
-
-The deployable formats take the latent batch (N, nz, 1, 1) named ``data`` and return (N, 3, H, W)
-images in [-1, 1]. ``--pretrained`` exports a model-zoo name's published weights instead of a run.
-
-Takes the run's best checkpoint by SWD (``best.json``; else its latest checkpoint), or the
-checkpoint folder given; puts the generator (its moving average when the run kept one, unless
-``--no-ema``) and the discriminator into one DCGAN pair, stores it in ``--dtype`` (float16 by
-default: half the size, and loading casts back to float32), and writes
-``{name}-{sha1[:8]}.params`` and ``{name}-{sha1[:8]}.zip``. It prints the line to add to
-``_model_sha1_versions`` in ``gluoncv_gan/model_zoo/model_store.py`` and how far the stored
-weights' samples are from the checkpoint's.
-
-``--average K`` publishes instead the mean of the raw generators of the run's K newest epoch-end
-checkpoints (``--end-epoch N``: the K ending after epoch N), BatchNorm recalibrated, with the
-last of those checkpoints' discriminator.
+``--format zip`` (the default) writes ``{name}-{sha1[:8]}.params`` and ``.zip`` from the run's
+best checkpoint by SWD and prints the line to add to ``_model_sha1_versions`` in
+``gluoncv_gan/model_zoo/model_store.py``; ``symbol`` and ``onnx`` write a generator that takes
+the latents (N, nz, 1, 1) named ``data`` and returns (N, 3, H, W) images in [-1, 1].
+See docs/model_zoo.md#publishing-weights---format-zip and the section after it.
 """
 import argparse
 import json
@@ -41,14 +23,13 @@ import zipfile
 import mxnet as mx
 import numpy as np
 
-from .estimator.checkpoint import find_checkpoint, read_state, reading_checkpoints
-from .model_zoo import get_model, get_model_list
-from .pipeline.generator import load_checkpoint_pair
-from .utils.cli import add_debug_flag, command
-from .utils.config import arch_kwargs
-from .utils.download import file_checksum
-from .utils.fileio import atomic_path
-from .utils.cli import prog
+from ..estimator.checkpoint import find_checkpoint, read_state, reading_checkpoints
+from ..model_zoo import get_model, get_model_list
+from ..pipeline.generator import load_checkpoint_pair
+from ..utils.command_line import add_debug_flag, command, prog
+from ..utils.config import arch_kwargs
+from ..utils.download import file_checksum
+from ..utils.fileio import atomic_path
 
 FORMATS = ('zip', 'symbol', 'onnx')
 
@@ -62,7 +43,7 @@ def epoch_checkpoints(path, count, end_epoch=None):
 
     With ``end_epoch``, the ``count`` that end with the checkpoint saved after epoch ``end_epoch``.
     """
-    from .estimator.checkpoint import list_checkpoints
+    from ..estimator.checkpoint import list_checkpoints
     folder = os.path.join(path, 'checkpoints')
     found = list_checkpoints(folder if os.path.isdir(folder) else path)
     ends = [(read_state(ckpt)['epoch'], ckpt) for _, ckpt in found if read_state(ckpt)['batch'] == 0]
@@ -88,7 +69,7 @@ def average_generator(net, checkpoints, ctx=None, recalibration_batches=64):
     ``recalibration_batches`` batches of 128 latents (more than the moving average's 8 per use:
     an export is done once, and 64 batches gave a lower SWD).
     """
-    from .estimator.ema import recalibrate_batchnorm
+    from ..estimator.ema import recalibrate_batchnorm
     params = net.generator._collect_params_with_prefix()
     sums = {}
     for ckpt in checkpoints:
@@ -204,15 +185,15 @@ def _fail(message):
 def export_deployable(net, out_dir, fmt):
     """Write ``net.generator`` in ``fmt`` ('symbol' or 'onnx') into ``out_dir``; log and return
     the paths, and the largest difference of the exported generator's images from the net's."""
-    from .utils import deploy
+    from . import deployable
     latent = np.random.RandomState(0).standard_normal((8, net.nz, 1, 1)).astype(np.float32)
     with mx.autograd.predict_mode():
         expected = net.generator(mx.nd.array(latent)).asnumpy()
     if fmt == 'symbol':
-        paths = deploy.export_symbol(net.generator, out_dir)
-        got = deploy.load_symbol(*paths)(mx.nd.array(latent)).asnumpy()
+        paths = deployable.export_symbol(net.generator, out_dir)
+        got = deployable.load_symbol(*paths)(mx.nd.array(latent)).asnumpy()
     else:
-        paths = deploy.export_onnx(net.generator, out_dir)
+        paths = deployable.export_onnx(net.generator, out_dir)
         try:
             import onnxruntime
         except ImportError:
@@ -293,7 +274,3 @@ def main(argv=None):
     logger.info('Add to _model_sha1_versions in gluoncv_gan/model_zoo/model_store.py:')
     print("    ('%s', '%s')," % (sha1, name))
     return sha1, zip_path
-
-
-if __name__ == '__main__':
-    main()

@@ -1,22 +1,13 @@
-"""The MXNet DCGAN tutorial's training step, as a small module to compare the project against.
+"""The MXNet DCGAN tutorial's training step, the baseline of ``python -m gluoncv_gan.benchmark``
+and of the equivalence test in ``tests/test_benchmark.py``.
 
-This is the baseline of ``python -m gluoncv_gan.benchmark`` and of the equivalence test in
-``tests/test_benchmark.py``. It follows the tutorial as a user runs it:
-
-- plain ``nn.Sequential`` networks, run imperatively (never hybridized), laid out exactly like
-  :class:`gluoncv_gan.model_zoo.DCGANGenerator` / ``DCGANDiscriminator`` at 64x64 (the layers
-  are given their ``in_channels`` so that parameters exist before the first batch and can be
-  copied between the two implementations; that changes no computation);
-- ``SigmoidBinaryCrossEntropyLoss`` on the raw discriminator output reshaped to ``(-1, 1)``;
-- a ``CustomMetric`` accuracy updated twice per batch (it copies its inputs to NumPy, so the
-  tutorial waits for the discriminator's forward passes on every batch);
-- the discriminator step, then the generator step, which runs the generator a second time;
-- Adam (lr 2e-4, beta1 0.5) for both networks and a log line every 10 batches.
-
-The module imports nothing from ``gluoncv_gan``: the benchmark runs it as a file in a process of
-its own, so that MXNet starts with its default thread settings (the package's ``__init__``
-would set ``OMP_NUM_THREADS``). Run that way (``--worker``), it serves timing requests on stdin
-with :func:`next_run`, the request loop of the benchmark's project worker too.
+It runs as a tutorial user runs it: imperative ``nn.Sequential`` networks laid out like
+:class:`gluoncv_gan.model_zoo.DCGANGenerator` / ``DCGANDiscriminator`` (with ``in_channels``, so
+parameters can be copied between the two), sigmoid BCE, the tutorial's per-batch
+``CustomMetric``, the generator run twice, Adam (2e-4, beta1 0.5) and a log line every 10
+batches. It imports nothing from ``gluoncv_gan`` (whose ``__init__`` sets ``OMP_NUM_THREADS``):
+the benchmark runs it as a file with MXNet's default threads, serving timing requests on stdin
+with :func:`next_run`, the project worker's request loop too.
 """
 import os
 import sys
