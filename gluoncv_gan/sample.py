@@ -7,13 +7,15 @@ Examples::
     python -m gluoncv_gan.sample dcgan_lfw --params runs/dcgan_lfw --interpolate --rows 8 \\
         --steps 10 --out walk.png
     python -m gluoncv_gan.sample dcgan_lfw --params runs/dcgan_lfw --num 2000 --out fake.npy
+    python -m gluoncv_gan.sample resgan_lfw --pretrained --compare-with dcgan_lfw --out both.png
 
 ``--params`` takes a pair's ``model.params``, a ``generator_ema.params``, a checkpoint folder or
 a run folder (its latest checkpoint); without weights the network is untrained. ``--num``
 samples are ``net.generate(num, seed=seed)``. A walk (``--interpolate``) shows one row per pair
 of latents drawn with ``--seed``, ``--steps`` images from start to end along a spherical path
 (:func:`slerp`; README.md#sample says why). ``npy`` output is uint8 (N, H, W, 3) RGB in the
-same order. Files are written atomically.
+same order. ``--compare-with NAME`` puts the published NAME's images of the same latents beside
+the grid (or walk). Files are written atomically.
 """
 import argparse
 import logging
@@ -25,7 +27,8 @@ import numpy as np
 
 from .model_zoo import get_model_list
 from .pipeline.generator import load_generator
-from .pipeline.sampling import generate_images, sample_images
+from .pipeline.sampling import sample_images
+from .pipeline.side_by_side import write_side_by_side
 from .utils.command_line import UserError, add_debug_flag, check_output_path, command, prog, seed_argument
 from .utils.download import DownloadError
 from .utils.fileio import atomic_path
@@ -156,6 +159,8 @@ def parse_args(argv=None):
                              '(default: from the extension of --out)')
     parser.add_argument('--out', default=None,
                         help='output file (default faces.png, or faces.npy with --format npy)')
+    parser.add_argument('--compare-with', default=None, choices=get_model_list(), metavar='NAME',
+                        help="beside the grid, the published NAME's images of the same latents")
     parser.add_argument('--gpus', default='', help='GPU id to run on; empty for CPU')
     add_debug_flag(parser)
     args = parser.parse_args(argv)
@@ -184,6 +189,8 @@ def parse_args(argv=None):
         parser.error('--format %s does not match --out %s: use the extension %s'
                      % (args.format, args.out,
                         '.npy' if args.format == 'npy' else '.png (or .jpg)'))
+    if args.compare_with and args.format == 'npy':
+        parser.error('--compare-with makes a picture: use --out with .png or .jpg')
     return args
 
 
@@ -218,12 +225,19 @@ def main(argv=None):
                         '--pretrained for real faces.', args.model)
     if args.interpolate:
         z = interpolation_latents(net.nz, args.rows, args.steps, args.seed)
-        images = sample_images(net.generator, z, ctx=ctx)
         what = '%d walks of %d steps' % (args.rows, args.steps)
     else:
-        images = generate_images(net, args.num, seed=args.seed, ctx=ctx)
+        z = net.sample_latent(args.num, ctx=ctx, seed=args.seed).asnumpy()  # net.generate's
         what = '%d samples' % args.num
-    if args.format == 'npy':
+    images = sample_images(net.generator, z, ctx=ctx)
+    if args.compare_with:
+        title = '%s (%s)' % (args.model, 'published' if args.pretrained else
+                             args.params or 'untrained')
+        if not write_side_by_side(args.out, net.generator, z, args.compare_with, title,
+                                  ctx=ctx, nrow=args.nrow):
+            sys.exit('error: --compare-with %s: its published weights are not available (see '
+                     'the warning above)' % args.compare_with)
+    elif args.format == 'npy':
         _save_npy(args.out, images)
     else:
         save_image(args.out, make_grid(images, nrow=args.nrow))

@@ -193,6 +193,31 @@ def test_pretrained_weights_from_a_shipped_copy(weights, tmp_path, monkeypatch):
     np.testing.assert_array_equal(images, to_uint8_images(net16.generate(3, seed=0)))
 
 
+def test_compare_with_puts_the_published_model_beside_on_the_same_latents(weights, tmp_path):
+    """--compare-with NAME: the grid of --params (left) beside the published NAME's images of
+    the same seed's latents (right), each under a title strip."""
+    from gluoncv_gan.pipeline.sampling import generate_images
+    out = tmp_path / 'both.png'
+    images = _run('--params', weights['params'], '--num', 16, '--seed', 3,
+                  '--compare-with', 'dcgan_lfw', '--out', out)
+    published = make_grid(generate_images(get_model(NAME, pretrained=True), 16, seed=3))
+    ours = make_grid(images)
+    height, width = ours.shape[:2]
+    picture = _read_png(out)
+    assert picture.shape == (28 + height, 2 * width + 12, 3)
+    np.testing.assert_array_equal(picture[28:, :width], ours)
+    np.testing.assert_array_equal(picture[28:, width + 12:], published)
+    assert not np.array_equal(ours, published)
+
+
+def test_compare_with_an_unpublished_name_is_a_clear_error(weights, tmp_path, monkeypatch):
+    monkeypatch.setattr(model_store, '_model_sha1_versions', [
+        entry for entry in model_store._model_sha1_versions if entry[1] != NAME])
+    out = tmp_path / 'both.png'
+    message = _error_of('--params', weights['params'], '--compare-with', NAME, '--out', out)
+    assert '--compare-with %s' % NAME in message and not out.exists()
+
+
 # --------------------------------------------------------------------------------------------
 # errors: a message, no traceback
 # --------------------------------------------------------------------------------------------
@@ -248,6 +273,7 @@ def test_pretrained_without_a_mirror_says_to_set_the_repo(tmp_path, monkeypatch)
     ['--format', 'png', '--out', 'x.npy'],
     ['--num', '0'],
     ['--ema'],
+    ['--compare-with', 'dcgan_lfw', '--out', 'x.npy'],
 ])
 def test_bad_arguments_are_refused(argv, capsys):
     _error_of(*argv)  # exit code 2 (argparse's usage error)

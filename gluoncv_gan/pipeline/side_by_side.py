@@ -21,7 +21,7 @@ def _titled(grid, title):
     return np.concatenate([strip, grid])
 
 
-def write_side_by_side(path, generator, latents, name, title, ctx=None, logger=None):
+def write_side_by_side(path, generator, latents, name, title, ctx=None, logger=None, nrow=None):
     """Write ``generator``'s images of ``latents`` beside those of the published model ``name``.
 
     The published generator gets the same latents when its latent size is the same (otherwise
@@ -41,6 +41,8 @@ def write_side_by_side(path, generator, latents, name, title, ctx=None, logger=N
         The caption of the run's half.
     ctx : Context, default CPU
     logger : logging.Logger, optional
+    nrow : int, optional
+        Images per row of each half (default: square grids).
 
     Returns
     -------
@@ -63,8 +65,8 @@ def write_side_by_side(path, generator, latents, name, title, ctx=None, logger=N
     if theirs.shape[1] != size:
         theirs = np.stack([cv2.resize(img, (size, size), interpolation=cv2.INTER_AREA)
                            for img in theirs])
-    left = _titled(make_grid(ours), title)
-    right = _titled(make_grid(theirs), '%s (published, get_model pretrained=True)' % name)
+    left = _titled(make_grid(ours, nrow=nrow), title)
+    right = _titled(make_grid(theirs, nrow=nrow), '%s (published, get_model pretrained=True)' % name)
     gap = np.full((left.shape[0], 12, 3), 255, np.uint8)
     save_image(path, np.concatenate([left, gap, right], axis=1))
     logger.info('Wrote %s: this run beside the published %s, same latents', path, name)
