@@ -27,7 +27,7 @@ from .pipeline.build import build_dataset, contexts
 from .pipeline.evaluation import GeneratorEvaluation, evaluate_images, split_real
 from .pipeline.generator import load_generator
 from .pipeline.sampling import generate_images
-from .pipeline.training import Stopped, setup_logging, train
+from .pipeline.training import Stopped, log_to_files, setup_logging, train
 from .utils.command_line import check_output_path, command, prog, seed_argument
 from .utils.config import EVAL_METRICS, ConfigError, load_config, read_config_file
 from .utils.fileio import atomic_path
@@ -50,15 +50,17 @@ def images_per_iteration(config):
     return config['batch_size'] * len(contexts(config['gpus'], config['cpus']))
 
 
-def recipe_config(path, images, dataset=None, data_dir=None, gpus=None):
-    """The config of recipe ``path`` trained on ``images`` real images, without evaluations.
+def recipe_config(path, images, dataset=None, data_dir=None, gpus=None, lr_decay_epochs=None):
+    """The config of recipe ``path`` trained on ``images`` real images, without evaluations;
+    ``lr_decay_epochs`` (if given) replaces the recipe's, e.g. for a budget shorter than its decay.
 
     Raises
     ------
     ConfigError
         If the recipe is invalid or its batch is larger than ``images``.
     """
-    overrides = {'dataset': dataset, 'data_dir': data_dir, 'gpus': gpus, 'eval_interval': 0}
+    overrides = {'dataset': dataset, 'data_dir': data_dir, 'gpus': gpus, 'eval_interval': 0,
+                 'lr_decay_epochs': lr_decay_epochs}
     config = load_config(path, overrides)
     iterations = images // images_per_iteration(config)
     if iterations < 1:
@@ -227,6 +229,9 @@ def parse_args(argv=None):
     parser.add_argument('--data-dir', default=None, help='dataset folder (with --dataset)')
     parser.add_argument('--gpus', default=None, help="GPU ids like '0'; '' for CPU")
     parser.add_argument('--seed', type=seed_argument, default=0, help='seed of the evaluation')
+    parser.add_argument('--lr-decay-epochs', type=int, default=None, metavar='N',
+                        help="every recipe's rates decay over the budget's last N epochs "
+                             "(default: each recipe's own; 0: no decay)")
     parser.add_argument('--metrics', default='swd',
                         help='comma-separated subset of %s: swd is SWD, face rate, diversity '
                              'and sharpness; fid, kid and pr need the [fid] extra'
@@ -262,7 +267,8 @@ def run_recipe(index, total, path, args, reference_source):
     run_dir = os.path.abspath(os.path.join(args.out_dir, name))
     prefix = '[%d/%d] %s:' % (index, total, name)
     result_path = os.path.join(run_dir, RESULT_FILE)
-    config = recipe_config(path, args.images, args.dataset, args.data_dir, args.gpus)
+    config = recipe_config(path, args.images, args.dataset, args.data_dir, args.gpus,
+                           args.lr_decay_epochs)
     _check_same_config(run_dir, config)
     if os.path.isfile(result_path):
         logger.info('%s finished earlier (%s), skipped', prefix, result_path)
@@ -323,8 +329,8 @@ def main(argv=None):
                     real.append(res['real'])
             _write_outputs(args.out_dir, args, results, real, command)
     except (ConfigError, FileNotFoundError, FIDUnavailable) as err:
-        logger.error('error: %s', err)
-        sys.exit(2)
+        log_to_files(logger, 'error: %s' % err)
+        sys.exit('error: %s' % err)
     except (Stopped, KeyboardInterrupt) as stop:
         # the recipe's training saved a checkpoint (Stopped), or nothing was half-written (every
         # file is written atomically): the same command resumes where this one stopped

@@ -16,7 +16,7 @@ import sys
 
 from . import distributed, thread_advice
 from .estimator import checkpoint as ckpt
-from .pipeline.training import Stopped, resume_changes, setup_logging, train
+from .pipeline.training import Stopped, log_to_files, resume_changes, setup_logging, train
 from .utils.command_line import add_debug_flag, check_output_path, command, describe_error, prog
 from .utils.config import (ConfigError, add_config_flags, load_config, overrides_from_args,
                            read_config_file)
@@ -88,14 +88,6 @@ def resume_command(save_dir, config, args, num_workers=1):
     elif config['horovod']:
         words = ['horovodrun', '-np', str(num_workers), '--gloo'] + words
     return ' '.join(shlex.quote(w) for w in words)
-
-
-def _log_to_files(logger, message):
-    """Write ``message`` into the log files only (the console gets it on stderr)."""
-    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, None, None)
-    for handler in logging.getLogger().handlers:
-        if isinstance(handler, logging.FileHandler):
-            handler.handle(record)
 
 
 def run_folder(args):
@@ -175,7 +167,7 @@ def _train_locked(args, lock):
                     'is written atomically)')
         sys.exit(128 + signal.SIGINT)
     except Exception as err:
-        _log_to_files(logger, 'error: %s' % describe_error(err))
+        log_to_files(logger, 'error: %s' % describe_error(err))
         raise
 
 

@@ -198,6 +198,26 @@ def test_compare_trains_each_recipe_on_the_same_images_and_resumes(tmp_path):
     assert (again['training']['iterations'], again['training']['timed_iterations']) == (8, 2)
 
 
+def test_compare_lr_decay_epochs_replaces_a_decay_longer_than_the_budget(tmp_path, capsys):
+    """A recipe decaying over more epochs than --images gives is refused in one line naming
+    --lr-decay-epochs; with the flag every recipe decays over the budget's last N epochs."""
+    recipe = write_recipe(tmp_path / 'tiny_decay.yaml', model='dcgan_lfw', epochs=40,
+                          lr_decay_epochs=10)  # 300 faces in batches of 8: 37 per epoch
+    args = ['--recipes', recipe, '--images', '160', '--eval-samples', '20']
+    with pytest.raises(SystemExit) as info:
+        compare.main(args + ['--out-dir', str(tmp_path / 'refused')])
+    assert info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith('error: lr_decay_epochs (10 epochs') and '--lr-decay-epochs' in err
+    assert len(err.splitlines()) == 1
+    assert err in (tmp_path / 'refused' / 'compare.log').read_text()
+    assert compare.recipe_config(recipe, 160, lr_decay_epochs=0)['lr_decay_epochs'] == 0
+    out = tmp_path / 'cmp'
+    compare.main(args + ['--out-dir', str(out), '--lr-decay-epochs', '0'])
+    saved = yaml.safe_load((out / 'tiny_decay' / 'config.yaml').read_text())
+    assert saved['lr_decay_epochs'] == 0 and saved['iterations'] == 20
+
+
 def test_learning_rate_decay_is_linear_to_zero_over_the_last_iterations():
     trainers = [mx.gluon.Trainer(get_model('dcgan_lfw', nz=16, ngf=8, ndf=8)
                                  .generator.collect_params(), 'adam', {'learning_rate': lr})

@@ -16,7 +16,7 @@ from .assembly import build_estimator
 from .build import apply_hyperparameters, build_dataset, contexts
 from .side_by_side import write_side_by_side
 
-__all__ = ['train', 'Stopped', 'resume_changes', 'setup_logging', 'save_final',
+__all__ = ['train', 'Stopped', 'log_to_files', 'resume_changes', 'setup_logging', 'save_final',
            'FROZEN_ON_RESUME']
 
 # keys a resumed run cannot change: they shape the nets, their optimiser states, or the
@@ -67,6 +67,14 @@ def setup_logging(log_file, prefix=''):
         handler.setFormatter(formatter)
         root.addHandler(handler)
     return logging.getLogger('gluoncv_gan.train')
+
+
+def log_to_files(logger, message):
+    """Write ``message`` into the log files only (the console gets it on stderr)."""
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, None, None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
 
 
 def resume_changes(saved, config):
