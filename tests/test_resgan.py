@@ -9,8 +9,9 @@ import pytest
 from gluoncv_gan import export
 from gluoncv_gan import train as train_script
 from gluoncv_gan.benchmark import conv_macs
-from gluoncv_gan.model_zoo import (DCGANDiscriminator, DCGANGenerator, ResGAN, SkipExcitation,
-                                   UpBlock, get_model, pretrained_model_list)
+from gluoncv_gan.model_zoo import (DCGANDiscriminator, DCGANGenerator, ResGAN,
+                                   ResGANDiscriminator, SkipExcitation, UpBlock, get_model,
+                                   pretrained_model_list)
 from gluoncv_gan.model_zoo.model_store import PretrainedNotAvailable
 from gluoncv_gan.utils.config import ConfigError, arch_kwargs, load_config
 from gluoncv_gan.utils.macs import count_macs
@@ -28,11 +29,15 @@ def total_macs(block, input_shape):
     return sum(macs for _, _, macs in count_macs(block, input_shape))
 
 
-def test_parameter_counts_and_shapes_at_64():
-    net = get_model('resgan_lfw')
+@pytest.mark.parametrize('kwargs, counts, d_class', [
+    ({}, (3351075, 2767360), DCGANDiscriminator),
+    ({'ndf': 32, 'discriminator': 'residual'}, (3351075, 636482), ResGANDiscriminator)])
+def test_parameter_counts_and_shapes_at_64(kwargs, counts, d_class):
+    net = get_model('resgan_lfw', **kwargs)
     # BatchNorm statistics and spectral-norm vectors included, as for the other names
-    assert (num_params(net.generator), num_params(net.discriminator)) == (3351075, 636482)
-    assert net.generator.ngf == 64 and net.discriminator.ndf == 32
+    assert (num_params(net.generator), num_params(net.discriminator)) == counts
+    assert type(net.discriminator) is d_class
+    assert net.generator.ngf == 64 and net.discriminator.ndf == kwargs.get('ndf', 64)
     z = net.sample_latent(3, seed=0)
     with mx.autograd.predict_mode():
         images = net(z)
@@ -44,21 +49,28 @@ def test_parameter_counts_and_shapes_at_64():
 
 
 def test_shapes_at_128_and_widths_per_side():
-    net = ResGAN(resolution=128, ngf=32, ndf=16)
+    net = ResGAN(resolution=128, ngf=32, ndf=16, discriminator='residual')
     net.initialize()
     with mx.autograd.predict_mode():
         images = net(mx.nd.zeros((2, 100, 1, 1)))
         scores = net.discriminator(images)
+        tutorial = ResGAN(resolution=128, ngf=32, ndf=16)
+        tutorial.initialize()
+        assert tutorial.discriminator(images).shape == (2,)
     assert images.shape == (2, 3, 128, 128) and scores.shape == (2,)
     # one more block each; every side keeps its channels: ngf * 32 / side, ndf * 32 / side
     assert [b.conv2._channels for b in net.generator.blocks] == [128, 64, 32, 16, 8]
     assert [b.conv2._channels for b in net.discriminator.blocks] == [8, 16, 32, 64, 128]
     with pytest.raises(ValueError, match='power of two'):
         ResGAN(resolution=96)
+    with pytest.raises(ValueError, match="discriminator must be one of dcgan, residual"):
+        ResGAN(discriminator='patch')
 
 
-def test_hybridized_matches_imperative():
-    net = get_model('resgan_lfw', ngf=32, ndf=16, skip_excitation=True)
+@pytest.mark.parametrize('discriminator', ['dcgan', 'residual'])
+def test_hybridized_matches_imperative(discriminator):
+    net = get_model('resgan_lfw', ngf=32, ndf=16, skip_excitation=True,
+                    discriminator=discriminator)
     z = net.sample_latent(2, seed=1)
     with mx.autograd.predict_mode():
         images, scores = net(z).asnumpy(), net.discriminator(net(z)).asnumpy()
@@ -104,7 +116,9 @@ def iteration_macs(net, resolution=64):
         8 * total_macs(net.discriminator, (1, 3, resolution, resolution))
 
 
-@pytest.mark.parametrize('kwargs', [{}, {'skip_excitation': True}, {'ngf': 32, 'ndf': 64}])
+@pytest.mark.parametrize('kwargs', [{}, {'skip_excitation': True},
+                                    {'ndf': 32, 'discriminator': 'residual'},
+                                    {'ngf': 32, 'ndf': 64, 'discriminator': 'residual'}])
 def test_an_iteration_costs_at_most_twice_dcgan_lfw(kwargs):
     ratio = iteration_macs(get_model('resgan_lfw', **kwargs)) / \
         iteration_macs(get_model('dcgan_lfw'))
@@ -118,8 +132,8 @@ def test_the_recipe_fits_twice_the_published_dcgan_compute():
     ratio = iteration_macs(net) / iteration_macs(get_model('dcgan_lfw'))
     assert recipe['batch_size'] == published['batch_size']
     assert recipe['epochs'] * ratio <= 2 * published['epochs']
-    assert (recipe['loss'], recipe['image_size']) == ('hinge', net.resolution)
-    assert recipe['lr_d'] > recipe['lr'] and recipe['ema_decay'] > 0  # TTUR, moving average
+    assert (recipe['loss'], recipe['image_size']) == ('vanilla', net.resolution)
+    assert type(net.discriminator) is DCGANDiscriminator and recipe['ema_decay'] > 0
     assert recipe['checkpoint_interval'] == 0 and recipe['keep_checkpoints'] >= 5  # --average 5
 
 
@@ -136,6 +150,20 @@ def test_skip_excitation_key_is_checked_and_passed_only_when_set():
         load_config(None, {'model': 'resgan_lfw', 'skip_excitation': 'yes'})
 
 
+def test_discriminator_key_is_checked_and_chooses_the_network():
+    assert load_config(None, {'model': 'resgan_lfw'})['discriminator'] is None
+    config = load_config(None, {'model': 'resgan_lfw', 'discriminator': 'residual', 'ndf': 32})
+    assert arch_kwargs(config)['discriminator'] == 'residual'
+    net = get_model('resgan_lfw', **arch_kwargs(config))
+    assert type(net.discriminator) is ResGANDiscriminator
+    with pytest.raises(ConfigError, match="'discriminator' applies to the models that offer "
+                                          "it \\(resgan_lfw\\), not to sngan_lfw"):
+        load_config(None, {'model': 'sngan_lfw', 'discriminator': 'dcgan'})
+    with pytest.raises(ConfigError, match="'discriminator' has the value 'batchnorm'; allowed: "
+                                          "null or dcgan or residual"):
+        load_config(None, {'model': 'resgan_lfw', 'discriminator': 'batchnorm'})
+
+
 def test_no_published_weights_yet():
     assert 'resgan_lfw' not in pretrained_model_list()
     with pytest.raises(PretrainedNotAvailable,
@@ -149,8 +177,8 @@ TINY = ['--config', RECIPE, '--dataset', 'lfw_sample', '--batch-size', '8', '--n
 
 
 def test_the_recipe_trains_and_resumes_bit_identically(tmp_path):
-    """A few iterations of configs/resgan_lfw.yaml (its objective, rates, moving average,
-    DiffAugment and mirroring; tiny widths, with skip-layer excitation) on the bundled faces:
+    """A few iterations of configs/resgan_lfw.yaml (its objective, rates, moving average and
+    mirroring; tiny widths, with skip-layer excitation) on the bundled faces:
     stopped after 3 and resumed to 6, the run ends with the same weights, spectral-norm vectors,
     BatchNorm statistics and moving average as a run of 6 in one go."""
     config = tmp_path / 'gated.yaml'

@@ -257,7 +257,8 @@ def main(argv=None):
     default = get_model(name, pretrained=False)
     arch = arch_kwargs(config)
     defaults = {'nz': default.nz, 'ngf': default.generator.ngf, 'ndf': default.discriminator.ndf,
-                'skip_excitation': getattr(default.generator, 'skip_excitation', None)}
+                'skip_excitation': getattr(default.generator, 'skip_excitation', None),
+                'discriminator': getattr(default, 'discriminator_kind', None)}
     if any(defaults[key] != value for key, value in arch.items()):
         given = ', '.join('%s=%r' % kv for kv in arch.items())
         logger.warning('The run\'s nets (%s) differ from %s\'s defaults: load these weights '

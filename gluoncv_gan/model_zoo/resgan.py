@@ -14,7 +14,7 @@ import mxnet as mx
 from mxnet.gluon import nn
 
 from ..nn import SNConv2D, power_iterate_hybridized
-from .dcgan import zoo_constructor
+from .dcgan import DCGANDiscriminator, zoo_constructor
 from .model_store import get_model_file
 from .pair import GANPair
 
@@ -239,31 +239,51 @@ class ResGANDiscriminator(nn.HybridBlock):
         return F.reshape(self.output(h), shape=(-1,))
 
 
+DISCRIMINATORS = ('dcgan', 'residual')
+
+
 class ResGAN(GANPair):
-    """A residual generator and discriminator, kept, saved and loaded together.
+    """A residual generator and a discriminator, kept, saved and loaded together.
 
     Calling the block on latent vectors runs the generator. The parameters are
     :class:`~gluoncv_gan.model_zoo.dcgan.DCGAN`'s (``nz``, ``ngf``, ``ndf``, ``channels``,
-    ``resolution``), with ``skip_excitation`` (bool, default False: skip-layer excitation in the
-    generator, see :class:`ResGANGenerator`) in place of ``d_norm``.
+    ``resolution``), with, in place of ``d_norm``:
+
+    skip_excitation : bool, default False
+        Skip-layer excitation in the generator (see :class:`ResGANGenerator`).
+    discriminator : {'dcgan', 'residual'}, default 'dcgan'
+        'dcgan': the tutorial's discriminator (strided convolutions with BatchNorm, see
+        :class:`~gluoncv_gan.model_zoo.dcgan.DCGANDiscriminator`); 'residual': the spectrally
+        normalised residual one (:class:`ResGANDiscriminator`).
     """
 
     def __init__(self, nz=100, ngf=64, ndf=64, channels=3, resolution=64,
-                 skip_excitation=False, **kwargs):
+                 skip_excitation=False, discriminator='dcgan', **kwargs):
         super().__init__(nz, resolution, **kwargs)
+        if discriminator not in DISCRIMINATORS:
+            raise ValueError('discriminator must be one of %s, got %r'
+                             % (', '.join(DISCRIMINATORS), discriminator))
+        self.discriminator_kind = discriminator
         with self.name_scope():
             self.generator = ResGANGenerator(nz, ngf, channels, resolution, skip_excitation,
                                              prefix='generator_')
-            self.discriminator = ResGANDiscriminator(ndf, channels, resolution,
-                                                     prefix='discriminator_')
+            if discriminator == 'dcgan':
+                self.discriminator = DCGANDiscriminator(ndf, channels, resolution, norm='batch',
+                                                        prefix='discriminator_')
+            else:
+                self.discriminator = ResGANDiscriminator(ndf, channels, resolution,
+                                                         prefix='discriminator_')
 
 
 def init_resgan(net, ctx=None):
-    """Initialise: convolution weights Glorot-uniform, biases 0, BatchNorm gamma 1 and beta 0
-    (residual networks train from Glorot initialisation, as in SNGAN and Mimicry; the DCGAN
-    tutorial's N(0, 0.02) makes their 3x3 convolutions start far below unit gain)."""
-    net.initialize(mx.init.Xavier(rnd_type='uniform', factor_type='avg', magnitude=3),
-                   ctx=ctx or mx.cpu())
+    """Initialise: residual networks' convolution weights Glorot-uniform, biases 0, BatchNorm
+    gamma 1 and beta 0 (residual networks train from Glorot initialisation, as in SNGAN and
+    Mimicry; the DCGAN tutorial's N(0, 0.02) makes their 3x3 convolutions start far below unit
+    gain); the tutorial's discriminator as the tutorial initialises it, N(0, 0.02)."""
+    ctx = ctx or mx.cpu()
+    net.initialize(mx.init.Xavier(rnd_type='uniform', factor_type='avg', magnitude=3), ctx=ctx)
+    if isinstance(net.discriminator, DCGANDiscriminator):
+        net.discriminator.initialize(mx.init.Normal(0.02), ctx=ctx, force_reinit=True)
     return net
 
 
@@ -283,7 +303,8 @@ def get_resgan(name, resolution=64, pretrained=False, ctx=mx.cpu(), root=None, *
     root : str, default '$MXNET_HOME/models'
         Cache of pretrained weights.
     **kwargs
-        Passed to :class:`ResGAN` (nz, ngf, ndf, channels, skip_excitation).
+        Passed to :class:`ResGAN` (nz, ngf, ndf, channels, skip_excitation,
+        discriminator).
     """
     net = ResGAN(resolution=resolution, **kwargs)
     if pretrained:
@@ -294,13 +315,14 @@ def get_resgan(name, resolution=64, pretrained=False, ctx=mx.cpu(), root=None, *
     return net
 
 
-@zoo_constructor(resolution=64, pair='ResGAN', options=('skip_excitation',))
+@zoo_constructor(resolution=64, pair='ResGAN', options=('skip_excitation', 'discriminator'))
 def resgan_lfw(pretrained=False, ctx=mx.cpu(), root=None, **kwargs):
-    """Residual GAN for 64x64 LFW faces: SNGAN-style residual generator (BatchNorm) and
-    spectrally normalised residual discriminator, hinge objective, two learning rates, a moving
-    average of the generator and DiffAugment (configs/resgan_lfw.yaml). ngf 64 and ndf 32: a
-    training iteration costs 1.6x the multiply-adds of ``dcgan_lfw``'s (docs/recipes.md).
+    """Residual GAN for 64x64 LFW faces: SNGAN-style residual generator (BatchNorm) with the
+    DCGAN tutorial's discriminator, its objective and optimiser, and a moving average of the
+    generator (configs/resgan_lfw.yaml). ngf 64 and ndf 64: a training iteration costs 1.95x the
+    multiply-adds of ``dcgan_lfw``'s (docs/recipes.md). ``discriminator='residual'`` gives the
+    spectrally normalised residual discriminator instead (use ndf 32 for the same cost).
     """
     kwargs.setdefault('ngf', 64)
-    kwargs.setdefault('ndf', 32)
+    kwargs.setdefault('ndf', 64)
     return get_resgan('resgan_lfw', 64, pretrained=pretrained, ctx=ctx, root=root, **kwargs)

@@ -30,9 +30,9 @@ class ConfigError(UserError, ValueError):
 
 
 # keys that shape the networks: passed to the model's constructor (see arch_kwargs)
-ARCH_KEYS = ('nz', 'ngf', 'ndf', 'skip_excitation')
+ARCH_KEYS = ('nz', 'ngf', 'ndf', 'skip_excitation', 'discriminator')
 # of those, the ones only some models take: a model lists them in its constructor's `options`
-_MODEL_OPTIONS = ('skip_excitation',)
+_MODEL_OPTIONS = ('skip_excitation', 'discriminator')
 
 
 def _positive(value):
@@ -125,6 +125,11 @@ SCHEMA = {
                            "skip-layer excitation in the generator (FastGAN), for models that "
                            "offer it (resgan_lfw); null: the model's default",
                            file_only=True),
+    'discriminator': Key((str, type(None)), None, (None, 'dcgan', 'residual'),
+                         'null or dcgan or residual',
+                         "the discriminator, for models that offer a choice (resgan_lfw): dcgan "
+                         "(the tutorial's, BatchNorm) or residual (spectral norm); null: the "
+                         "model's default", file_only=True),
     'loss': Key(str, 'vanilla', OBJECTIVES, help='GAN objective (docs/recipes.md)'),
     'n_critic': Key(int, 1, _positive, _POSITIVE, 'discriminator steps per generator step'),
     'weight_clip': Key(float, 0.0, _non_negative, 'a number >= 0',
