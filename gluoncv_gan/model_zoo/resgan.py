@@ -1,12 +1,12 @@
-"""Residual generator and discriminator (SNGAN / Mimicry layout), with optional skip-layer
-excitation in the generator (FastGAN), sized for 64x64 faces on a CPU budget.
+"""Residual generator (SNGAN / Mimicry layout), with optional skip-layer excitation (FastGAN), and
+two discriminators for it, sized for 64x64 faces on a CPU budget.
 
 Generator: a 4x4 map from the latent, one up-sampling residual block per doubling, then
-BatchNorm, ReLU, a 3x3 convolution to RGB and tanh. Discriminator: spectrally normalised
-down-sampling residual blocks without BatchNorm, each convolving once before and once after a
-2x2 average pooling (as StyleGAN2's, 4x fewer multiply-adds than SNGAN's), then ReLU, a sum over
-positions and a linear score. Widths, multiply-adds and the recipe:
-docs/recipes.md#residual-networks-resgan_lfw.
+BatchNorm, ReLU, a 3x3 convolution to RGB and tanh. Discriminator: the DCGAN tutorial's
+(BatchNorm, the default of ``resgan_lfw``), or spectrally normalised down-sampling residual
+blocks without BatchNorm, each convolving once before and once after a 2x2 average pooling (as
+StyleGAN2's, 4x fewer multiply-adds than SNGAN's), then ReLU, a sum over positions and a linear
+score. Widths, multiply-adds and the recipe: docs/recipes.md#residual-networks-resgan_lfw.
 """
 import math
 
