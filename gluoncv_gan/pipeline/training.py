@@ -21,8 +21,8 @@ __all__ = ['train', 'Stopped', 'log_to_files', 'resume_changes', 'setup_logging'
 
 # keys a resumed run cannot change: they shape the nets, their optimiser states, or the
 # sequence of batches and latents (batch_size and the worker count: Distribution.check_resume)
-FROZEN_ON_RESUME = ('model', 'nz', 'ngf', 'ndf', 'skip_excitation', 'discriminator', 'image_size', 'loss',
-                    'optimizer', 'dataset', 'seed')
+FROZEN_ON_RESUME = ('model', 'nz', 'ngf', 'ndf', 'skip_excitation', 'discriminator', 'image_size',
+                    'loss', 'optimizer', 'dataset', 'seed')
 
 
 class Stopped(Exception):
