@@ -164,7 +164,7 @@ def test_discriminator_key_is_checked_and_chooses_the_network():
         load_config(None, {'model': 'resgan_lfw', 'discriminator': 'batchnorm'})
 
 
-def test_no_published_weights_yet():
+def test_resgan_lfw_has_no_published_weights():
     assert 'resgan_lfw' not in pretrained_model_list()
     with pytest.raises(PretrainedNotAvailable,
                        match="No pretrained weights are published for 'resgan_lfw'"):
